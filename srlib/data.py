@@ -1,0 +1,254 @@
+"""Images for training and testing, and the patch sampler every lab trains on.
+
+Three sources of images:
+
+* :func:`sample_images` - real photographs shipped inside scikit-image, so every notebook
+  runs offline with no download. They are split once and for all into a training list and
+  a held-out test list; no photograph is in both (the two views of the stereo motorcycle
+  pair are nearly the same picture, so both are on the training side).
+* :func:`load_set` - the standard benchmark and training sets (Set5, Set14, BSD100,
+  Urban100, T91, BSD200, General100, DIV2K) from a data root: the ``root`` argument, else
+  the ``SRLIB_DATA`` environment variable, else ``./data``. ``data_scripts/download.py``
+  fetches them.
+* :class:`PatchDataset` - random HR patches and their LR counterparts for training.
+
+Images are kept as numpy ``uint8`` arrays, ``(H, W, 3)`` for colour and ``(H, W)`` for
+grayscale, exactly as stored on disk; conversion to tensors happens in one place,
+:func:`to_tensor`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .color import rgb_to_y
+from .degradations import DEGRADATIONS, degrade, network_input
+from .metrics import mod_crop
+
+__all__ = [
+    "TRAIN_SAMPLES", "TEST_SAMPLES", "SETS", "sample_images", "data_root", "load_set", "load_image",
+    "to_tensor", "PatchDataset",
+]
+
+# scikit-image's bundled photographs: name -> loader attribute in skimage.data.
+TRAIN_SAMPLES = (
+    "motorcycle_left", "motorcycle_right", "hubble_deep_field", "immunohistochemistry", "retina",
+    "camera", "moon", "coins", "clock", "brick", "grass", "gravel", "page", "text", "cell",
+)
+TEST_SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
+
+SETS = {
+    "Set5": "5 test images (Bevilacqua et al. 2012)",
+    "Set14": "14 test images (Zeyde et al. 2010)",
+    "BSD100": "100 test images of the Berkeley segmentation data set (Martin et al. 2001)",
+    "Urban100": "100 test images of buildings (Huang et al. 2015)",
+    "T91": "91 training images (Yang et al. 2010)",
+    "BSD200": "200 training images of the Berkeley segmentation data set",
+    "General100": "100 training images (Dong et al. 2016, FSRCNN)",
+    "DIV2K_train_HR": "800 2K training images (Agustsson and Timofte 2017)",
+    "DIV2K_valid_HR": "100 2K validation images (Agustsson and Timofte 2017)",
+}
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def _skimage_photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name.startswith("motorcycle_"):
+        left, right, _disparity = skimage.data.stereo_motorcycle()
+        return left if name.endswith("left") else right
+    return getattr(skimage.data, name)()
+
+
+def sample_images(split: str = "test") -> dict[str, np.ndarray]:
+    """The embedded photographs of one split, ``"train"`` or ``"test"``, as uint8 arrays."""
+    names = {"train": TRAIN_SAMPLES, "test": TEST_SAMPLES}
+    if split not in names:
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'.")
+    return {name: _to_uint8_image(_skimage_photo(name), name) for name in names[split]}
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding the data sets: ``root``, else ``$SRLIB_DATA``, else ``./data``."""
+    return Path(root if root is not None else os.environ.get("SRLIB_DATA", "data")).expanduser()
+
+
+def _to_uint8_image(arr: np.ndarray, name: str) -> np.ndarray:
+    """Normalise any decoded image to uint8 (H, W) or (H, W, 3), saying what was converted."""
+    arr = np.asarray(arr)
+    if arr.dtype == np.bool_:
+        raise ValueError(f"{name}: a binary (1-bit) image is not a photograph; convert it to 8-bit first.")
+    if arr.dtype == np.uint16:
+        # 16-bit PNG: keep the 8 most significant bits, the precision every benchmark uses.
+        arr = np.round(arr.astype(np.float64) / 257).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ValueError(f"{name}: unsupported pixel type {arr.dtype}; expected 8- or 16-bit images.")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        if (arr[:, :, 3] != 255).any():
+            raise ValueError(f"{name}: RGBA image with transparent pixels; flatten it onto a background "
+                             "(e.g. PIL: Image.alpha_composite) and save it as RGB.")
+        arr = arr[:, :, :3]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(f"{name}: expected a grayscale or RGB image, got shape {arr.shape}.")
+    return np.ascontiguousarray(arr)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 ``(H, W, 3)`` or ``(H, W)``.
+
+    Conversions are explicit: palette images become RGB, 16-bit images keep their top 8
+    bits, opaque RGBA drops its alpha channel; transparent RGBA is refused.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    with Image.open(path) as im:
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode in ("LA", "PA"):
+            im = im.convert("RGBA")
+        elif im.mode == "CMYK" or im.mode == "YCbCr":
+            im = im.convert("RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        arr = np.array(im)
+    if arr.dtype == np.int32 or arr.dtype == np.int64 or arr.dtype == np.uint32:  # PIL's "I" mode
+        if arr.max() > 65535 or arr.min() < 0:
+            raise ValueError(f"{path.name}: pixel values outside 0..65535; not an image this library reads.")
+        arr = arr.astype(np.uint16)
+    return _to_uint8_image(arr, path.name)
+
+
+def load_set(name: str, root: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Load every image of a data set folder ``<root>/<name>/`` (sorted by file name)."""
+    folder = data_root(root) / name
+    if not folder.is_dir():
+        known = f" ({SETS[name]})" if name in SETS else ""
+        raise FileNotFoundError(
+            f"data set {name}{known} not found in {folder.parent.resolve()}. Download it with\n"
+            f"    python data_scripts/download.py {name} --root {folder.parent}\n"
+            "or point the SRLIB_DATA environment variable at the folder that holds it."
+        )
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    return {p.stem: load_image(p) for p in files[:limit]}
+
+
+def to_tensor(img: np.ndarray, channels: str = "rgb", dtype=torch.float32) -> torch.Tensor:
+    """uint8 image to a ``(1, C, H, W)`` tensor in [0, 1].
+
+    ``channels="y"``: the luminance (rounded like MATLAB's ``rgb2ycbcr``; a grayscale
+    image is its own Y). ``channels="rgb"``: colour (a grayscale image is repeated).
+    """
+    if img.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 image, got {img.dtype}; load files with srlib.data.load_image.")
+    if img.ndim not in (2, 3):
+        raise ValueError(f"expected an image (H, W) or (H, W, 3), got shape {img.shape}.")
+    t = torch.from_numpy(np.array(img)).to(torch.float64) / 255
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    if channels == "y":
+        t = t if t.shape[0] == 1 else rgb_to_y(t)
+    elif channels == "rgb":
+        t = t.repeat(3, 1, 1) if t.shape[0] == 1 else t
+    else:
+        raise ValueError(f"channels must be 'y' or 'rgb', got {channels!r}.")
+    return t[None].to(dtype)
+
+
+class PatchDataset(Dataset):
+    """Random (network input, HR) patch pairs cut from a list of images.
+
+    The LR version of every image is made once, up front, with the exact MATLAB bicubic
+    (or another :data:`~srlib.degradations.DEGRADATIONS`); a training step only slices
+    and flips tensors, so the data pipeline never slows training down.
+
+    Args:
+        images: dict or list of uint8 images (see :func:`load_set`, :func:`sample_images`).
+        scale: the upscaling factor, or ``scales`` for multi-scale training (VDSR).
+        patch_size: side of the HR patch. With LR input it must divide by the scale.
+        channels: ``"y"`` or ``"rgb"``.
+        upsampled: give the network the bicubic-upscaled LR patch (SRCNN, VDSR, ...)
+            instead of the LR patch itself.
+        augment: random flips and 90-degree rotations (the 8 symmetries of the square).
+        scales: several scales to mix, one chosen at random per patch (needs
+            ``upsampled=True`` so that every input has the same size).
+        length: nominal number of patches in one pass; patch ``i`` is a pure function of
+            ``(seed, i)``, which makes runs repeatable and resumable.
+    """
+
+    def __init__(self, images, scale: int | None = None, patch_size: int = 48, channels: str = "y",
+                 upsampled: bool = False, augment: bool = True, degradation: str = "bicubic",
+                 scales: tuple[int, ...] | None = None, length: int = 1_000_000, seed: int = 0):
+        imgs = list(images.values()) if isinstance(images, dict) else list(images)
+        names = list(images.keys()) if isinstance(images, dict) else [f"image {i}" for i in range(len(imgs))]
+        if not imgs:
+            raise ValueError("PatchDataset needs at least one image.")
+        if (scale is None) == (scales is None):
+            raise ValueError("give exactly one of `scale` or `scales`.")
+        self.scales = tuple(scales) if scales is not None else (scale,)
+        if any(not isinstance(s, int) or s < 1 for s in self.scales):
+            raise ValueError(f"scales must be positive integers, got {self.scales}.")
+        if len(self.scales) > 1 and not upsampled:
+            raise ValueError("multi-scale patches need upsampled=True: LR inputs of different scales "
+                             "have different sizes and cannot share a batch.")
+        if not upsampled and any(patch_size % s for s in self.scales):
+            raise ValueError(f"patch_size {patch_size} must divide by the scale {self.scales} for LR input.")
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
+        self.patch_size, self.upsampled, self.augment = patch_size, upsampled, augment
+        self.length, self.seed, self.channels = length, seed, channels
+
+        # Precompute, per scale and image: HR, and the network input (LR or upscaled LR).
+        self.pairs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        for s in self.scales:
+            pairs = []
+            for name, img in zip(names, imgs):
+                h, w = img.shape[:2]
+                if min(h, w) < patch_size:
+                    raise ValueError(f"{name} ({h}x{w}) is smaller than the patch size {patch_size}; "
+                                     "use a smaller patch_size or drop the image.")
+                hr = to_tensor(mod_crop(img, s), channels, dtype=torch.float64)
+                noise = {"generator": torch.Generator().manual_seed(seed)} if degradation == "noise" else {}
+                lr = degrade(hr, s, degradation, **noise)
+                net_in = network_input(lr, s, upsampled)
+                pairs.append((net_in[0].float().contiguous(), hr[0].float().contiguous()))
+            self.pairs[s] = pairs
+        areas = np.array([hr.shape[-1] * hr.shape[-2] for _, hr in self.pairs[self.scales[0]]], dtype=np.float64)
+        self.weights = areas / areas.sum()  # big images give proportionally more patches
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        scale = self.scales[rng.integers(len(self.scales))] if len(self.scales) > 1 else self.scales[0]
+        net_in, hr = self.pairs[scale][rng.choice(len(self.weights), p=self.weights)]
+        hr_h, hr_w = hr.shape[-2:]
+        if self.upsampled:
+            top, left = (int(rng.integers(n - self.patch_size + 1)) for n in (hr_h, hr_w))
+            x = net_in[:, top: top + self.patch_size, left: left + self.patch_size]
+        else:
+            p = self.patch_size // scale
+            lr_top, lr_left = (int(rng.integers(n - p + 1)) for n in net_in.shape[-2:])
+            x = net_in[:, lr_top: lr_top + p, lr_left: lr_left + p]
+            top, left = lr_top * scale, lr_left * scale
+        y = hr[:, top: top + self.patch_size, left: left + self.patch_size]
+        if self.augment:
+            k = int(rng.integers(8))
+            x, y = _dihedral(x, k), _dihedral(y, k)
+        return x.contiguous(), y.contiguous()
+
+
+def _dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square: ``k % 4`` quarter turns, then a flip if ``k >= 4``."""
+    t = torch.rot90(t, k % 4, dims=(-2, -1))
+    return t.flip(-1) if k >= 4 else t

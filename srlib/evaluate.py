@@ -1,0 +1,169 @@
+"""Evaluate a model (or plain bicubic) on a list of images under the standard protocol.
+
+For every HR image: mod-crop to the scale, make the LR image with the chosen degradation
+(MATLAB bicubic by default, quantised), run the network on its input (the LR image, or its
+bicubic upscaling for pre-upsampling networks), quantise the output, and measure PSNR and
+SSIM on the Y channel with ``scale`` pixels cropped from the border
+(:func:`srlib.metrics.sr_metrics`). The bicubic upscaling of the same LR image is measured
+alongside, so every table carries its own baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .data import to_tensor
+from .degradations import degrade, network_input, upsample_bicubic
+from .metrics import mod_crop, sr_metrics
+
+__all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult"]
+
+
+def model_convention(model) -> tuple[bool, str]:
+    """(takes a pre-upsampled input?, ``"y"`` or ``"rgb"``) for a model built by :mod:`srlib.models`."""
+    from .models import spec  # imported here: the models package imports this module's siblings
+
+    name = getattr(model, "srlib_name", None)
+    if name is None:
+        raise ValueError("this model was not built with srlib.models.build, so its input convention is unknown; "
+                         "pass upsampled=... and channels=... explicitly.")
+    s = spec(name)
+    return s.input == "upsampled", "y" if s.channels == 1 else "rgb"
+
+
+@torch.no_grad()
+def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = None,
+                  chop: bool | int = False, self_ensemble: bool = False) -> torch.Tensor:
+    """Run ``model`` on an LR batch ``(N, C, h, w)`` in [0, 1] and return the SR batch (unclamped).
+
+    ``chop`` runs the network tile by tile (``True`` or a tile size in LR pixels) for images
+    too large for memory; ``self_ensemble`` averages the 8 flips/rotations ("+" models).
+    """
+    from .models.inference import chop_forward, self_ensemble as ensemble
+
+    if upsampled is None:
+        upsampled, _ = model_convention(model)
+    device = next(model.parameters()).device
+    x = network_input(lr.double(), scale, upsampled).float().to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        def forward(t):
+            if chop:
+                kwargs = {} if chop is True else {"tile": int(chop)}
+                return chop_forward(model, t, 1 if upsampled else scale, **kwargs)
+            return model(t)
+
+        out = ensemble(forward, x) if self_ensemble else forward(x)
+    finally:
+        model.train(was_training)
+    return out.double().cpu()
+
+
+@dataclass
+class EvalResult:
+    """Per-image and mean PSNR/SSIM of a model and of bicubic upscaling."""
+
+    label: str
+    scale: int
+    names: list[str] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    bicubic_psnr: list[float] = field(default_factory=list)
+    bicubic_ssim: list[float] = field(default_factory=list)
+
+    @property
+    def mean_psnr(self) -> float:
+        return float(np.mean(self.psnr))
+
+    @property
+    def mean_ssim(self) -> float:
+        return float(np.mean(self.ssim))
+
+    @property
+    def mean_bicubic_psnr(self) -> float:
+        return float(np.mean(self.bicubic_psnr))
+
+    @property
+    def mean_bicubic_ssim(self) -> float:
+        return float(np.mean(self.bicubic_ssim))
+
+    @property
+    def gain(self) -> float:
+        """Mean PSNR gain over bicubic, in dB."""
+        return self.mean_psnr - self.mean_bicubic_psnr
+
+    def rows(self) -> list[tuple]:
+        body = list(zip(self.names, self.bicubic_psnr, self.bicubic_ssim, self.psnr, self.ssim))
+        return body + [("mean", self.mean_bicubic_psnr, self.mean_bicubic_ssim, self.mean_psnr, self.mean_ssim)]
+
+    def _header(self) -> list[str]:
+        return ["image", "bicubic PSNR", "bicubic SSIM", f"{self.label} PSNR", f"{self.label} SSIM"]
+
+    def __str__(self) -> str:
+        head = self._header()
+        widths = [max(len(head[0]), *(len(r[0]) for r in self.rows()))] + [len(h) for h in head[1:]]
+        lines = [f"x{self.scale}, Y channel, border {self.scale}",
+                 "  ".join(h.rjust(w) for h, w in zip(head, widths))]
+        for r in self.rows():
+            cells = [r[0].rjust(widths[0])] + [
+                (f"{v:.2f}" if i % 2 == 0 else f"{v:.4f}").rjust(w) for i, (v, w) in enumerate(zip(r[1:], widths[1:]))]
+            lines.append("  ".join(cells))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in self._header())
+        body = ""
+        for r in self.rows():
+            cells = "".join(f"<td>{v:.2f}</td>" if i % 2 == 0 else f"<td>{v:.4f}</td>" for i, v in enumerate(r[1:]))
+            style = ' style="font-weight:bold"' if r[0] == "mean" else ""
+            body += f"<tr{style}><td>{r[0]}</td>{cells}</tr>"
+        return (f"<table><caption>x{self.scale}, Y channel, border {self.scale}</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | None = None,
+             degradation: str = "bicubic", upsampled: bool | None = None, channels: str | None = None,
+             chop: bool | int = False, self_ensemble: bool = False, progress: bool = False) -> EvalResult:
+    """PSNR/SSIM of ``model`` and of bicubic on ``images`` (uint8 HR images) at ``scale``.
+
+    ``model`` may be ``None`` or ``"bicubic"`` to measure bicubic upscaling alone. A model
+    built by :mod:`srlib.models` knows whether it wants Y or RGB and an LR or pre-upsampled
+    input; for other modules pass ``upsampled`` and ``channels``.
+    """
+    bicubic_only = model is None or (isinstance(model, str) and model == "bicubic")
+    if isinstance(model, str) and not bicubic_only:
+        raise ValueError(f"model must be an nn.Module, None or 'bicubic', got {model!r}.")
+    if not bicubic_only and (upsampled is None or channels is None):
+        conv_up, conv_ch = model_convention(model)
+        upsampled = conv_up if upsampled is None else upsampled
+        channels = conv_ch if channels is None else channels
+    channels = channels or "rgb"
+    if not isinstance(images, dict) or not images:
+        raise ValueError("images must be a non-empty dict name -> uint8 image (see srlib.data.load_set).")
+    result = EvalResult(label=label or ("bicubic" if bicubic_only else getattr(model, "srlib_name", "model")),
+                        scale=scale)
+    items = images.items()
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(items, desc=f"evaluate x{scale}", leave=False)
+    for name, img in items:
+        hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
+        lr = degrade(hr, scale, degradation)
+        bicubic = upsample_bicubic(lr, scale)
+        b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
+        if bicubic_only:
+            m_psnr, m_ssim = b_psnr, b_ssim
+        else:
+            sr = super_resolve(model, lr, scale, upsampled=upsampled, chop=chop, self_ensemble=self_ensemble)
+            m_psnr, m_ssim = sr_metrics(sr, hr, scale)
+        result.names.append(name)
+        result.bicubic_psnr.append(b_psnr.item())
+        result.bicubic_ssim.append(b_ssim.item())
+        result.psnr.append(m_psnr.item())
+        result.ssim.append(m_ssim.item())
+    return result

@@ -1,0 +1,124 @@
+"""PSNR and SSIM under the super-resolution evaluation protocol.
+
+The protocol every paper in this book reports (and that :func:`sr_metrics` applies):
+
+1. the SR output is quantised to 8 bits (:func:`srlib.color.quantize`);
+2. RGB images are converted to the Y channel (:func:`srlib.color.rgb_to_y`);
+   single-channel images are taken as Y;
+3. ``scale`` pixels are cropped from every border (:func:`crop_border`);
+4. PSNR = 10 log10(255^2 / MSE) and SSIM (Wang et al. 2004: 11x11 Gaussian window,
+   sigma 1.5, 'valid' filtering) per image, averaged over a set by the caller.
+
+All functions take batched tensors ``(N, C, H, W)`` in [0, 1] and compute in float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import quantize, rgb_to_y
+
+__all__ = ["mod_crop", "crop_border", "psnr", "ssim", "sr_metrics", "to_y"]
+
+
+def mod_crop(img, scale: int):
+    """Cut the bottom/right so height and width divide by ``scale`` (numpy HxW[xC] or tensor (..., H, W))."""
+    if isinstance(img, torch.Tensor):
+        h, w = img.shape[-2:]
+        if h < scale or w < scale:
+            raise ValueError(f"image of size {h}x{w} is smaller than the scale {scale}.")
+        return img[..., : h - h % scale, : w - w % scale]
+    h, w = img.shape[:2]
+    if h < scale or w < scale:
+        raise ValueError(f"image of size {h}x{w} is smaller than the scale {scale}.")
+    return img[: h - h % scale, : w - w % scale]
+
+
+def crop_border(img: torch.Tensor, border: int) -> torch.Tensor:
+    """Remove ``border`` pixels from each side of ``(..., H, W)``."""
+    if border == 0:
+        return img
+    h, w = img.shape[-2:]
+    if h <= 2 * border or w <= 2 * border:
+        raise ValueError(f"cannot crop a border of {border} from an image of size {h}x{w}.")
+    return img[..., border:-border, border:-border]
+
+
+def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR and HR shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}.")
+    if sr.dim() != 4:
+        raise ValueError(f"expected batched images (N, C, H, W), got shape {tuple(sr.shape)}.")
+
+
+def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
+    """Per-image PSNR in dB of ``(N, C, H, W)`` images in [0, 1]; returns shape ``(N,)``."""
+    _check_pair(sr, hr)
+    diff = crop_border(sr.double() - hr.double(), border) * 255
+    mse = diff.pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(255.0**2 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
+    """Per-image SSIM of ``(N, C, H, W)`` images in [0, 1] (mean over channels); shape ``(N,)``.
+
+    Gaussian window 11x11, sigma 1.5, 'valid' filtering (no padding), constants
+    C1 = (0.01 * 255)^2 and C2 = (0.03 * 255)^2, as in Wang et al. (2004).
+    """
+    _check_pair(sr, hr)
+    x = crop_border(sr.double(), border) * 255
+    y = crop_border(hr.double(), border) * 255
+    n, c, h, w = x.shape
+    if h < 11 or w < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {h}x{w}.")
+    g = _gaussian_window().to(x.device)
+    # The 2-D Gaussian is separable: filter rows then columns, one channel at a time.
+    kernel_rows = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    kernel_cols = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, kernel_rows, groups=c), kernel_cols, groups=c)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(1, 2, 3))
+
+
+def to_y(img: torch.Tensor, round_y: bool = True) -> torch.Tensor:
+    """Y channel of quantised RGB ``(N, 3, H, W)``; single-channel input is returned as is."""
+    if img.shape[-3] == 1:
+        return img
+    return rgb_to_y(img, round_y=round_y)
+
+
+def sr_metrics(sr: torch.Tensor, hr: torch.Tensor, scale: int, y_channel: bool = True,
+               round_y: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSNR and SSIM per image, following the whole protocol (quantise, Y, crop ``scale``).
+
+    ``sr`` may be unclamped network output; ``hr`` should be the (mod-cropped) ground truth.
+    Returns two tensors of shape ``(N,)``.
+    """
+    sr, hr = quantize(sr.double()), quantize(hr.double())
+    if y_channel:
+        sr, hr = to_y(sr, round_y), to_y(hr, round_y)
+    return psnr(sr, hr, border=scale), ssim(sr, hr, border=scale)
+
+
+def as_numpy_uint8(img: torch.Tensor) -> np.ndarray:
+    """``(C, H, W)`` or ``(1, C, H, W)`` float tensor in [0, 1] to an ``(H, W[, C])`` uint8 array."""
+    t = img.detach()
+    if t.dim() == 4:
+        t = t[0]
+    arr = quantize(t.double()).mul(255).round().byte().cpu().numpy()
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)

@@ -1,0 +1,1 @@
+"""Scripts that fetch the data sets used by srlib (see download.py)."""

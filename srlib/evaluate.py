@@ -18,7 +18,7 @@ from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
 from .metrics import mod_crop, sr_metrics
 
-__all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult"]
+__all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "upscale_image"]
 
 
 def model_convention(model) -> tuple[bool, str]:
@@ -167,3 +167,29 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
         result.psnr.append(m_psnr.item())
         result.ssim.append(m_ssim.item())
     return result
+
+
+def upscale_image(model, img: np.ndarray, *, chop: bool | int = False, self_ensemble: bool = False) -> np.ndarray:
+    """Super-resolve a real uint8 image (no degradation: the image itself is the LR input).
+
+    Y-channel models upscale the luminance; the colour channels (Cb, Cr) are upscaled with
+    MATLAB bicubic, the usual practice of the papers' demos. Returns a uint8 image.
+    """
+    from .color import rgb_to_ycbcr, ycbcr_to_rgb
+    from .metrics import as_numpy_uint8
+
+    scale = int(model.scale)
+    upsampled, channels = model_convention(model)
+    rgb = to_tensor(img, "rgb", dtype=torch.float64) if img.ndim == 3 else None
+    if channels == "y" and rgb is not None:
+        ycbcr = rgb_to_ycbcr(rgb)
+        y = super_resolve(model, ycbcr[:, :1], scale, upsampled, chop, self_ensemble)
+        chroma = upsample_bicubic(ycbcr[:, 1:], scale)
+        out = ycbcr_to_rgb(torch.cat([y, chroma], dim=1))
+    elif channels == "y":
+        out = super_resolve(model, to_tensor(img, "y", dtype=torch.float64), scale, upsampled, chop, self_ensemble)
+    else:
+        out = super_resolve(model, to_tensor(img, "rgb", dtype=torch.float64), scale, upsampled, chop, self_ensemble)
+        if img.ndim == 2:
+            out = out.mean(dim=1, keepdim=True)  # a grayscale photo stays grayscale
+    return as_numpy_uint8(out)

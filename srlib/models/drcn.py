@@ -1,0 +1,135 @@
+"""DRCN: a deeply-recursive network with recursive supervision.
+
+Jiwon Kim, Jung Kwon Lee, Kyoung Mu Lee. "Deeply-Recursive Convolutional Network for Image
+Super-Resolution", CVPR 2016.
+
+DRCN makes a network deep without adding parameters by applying the *same* convolution
+many times (Sec. 3.1):
+
+* embedding net ``f1``: two 3x3 conv layers (256 filters, ReLU) turn the bicubic-upsampled
+  Y image ``x`` into features ``H_0``;
+* inference net ``f2``: one 3x3 conv layer with 256 filters and ReLU, applied ``D = 16``
+  times with shared weights: ``H_d = max(0, W * H_{d-1} + b)``;
+* reconstruction net ``f3``: two 3x3 conv layers (256 filters + ReLU, then 1 filter) map
+  features back to an image.
+
+The advanced model (Sec. 3.2) adds two things that make it trainable:
+
+* recursive supervision: the (shared) reconstruction net is applied after *every*
+  recursion, ``y_d = x + f3(H_d)`` (the ``x +`` is the skip connection from the input), and
+  the final output is a learned weighted average ``y = sum_d w_d y_d``;
+* the loss (Sec. 3.3) supervises both:
+  ``L = alpha * sum_d 1/(2D) ||y - y_d||^2 + (1 - alpha) * 1/2 ||y - y_hat||^2``
+  (+ weight decay, which belongs to the optimiser).
+
+``alpha`` weights the intermediate ("companion") objective. The paper lowers it as
+training goes on, starting from the intermediate predictions, which are easy to train,
+and ending on the final ensemble; the text does not pin down a schedule, and public
+re-implementations decay it linearly from 1 to 0. :func:`loss` does the same: ``alpha =
+max(0, 1 - step / alpha_decay_steps)`` where ``step`` counts training-mode loss calls
+(stored in the model's state, so it survives checkpoints). Set ``model.alpha`` to a
+number, or pass ``alpha=`` to :func:`loss`, to override the schedule.
+
+With 256 filters DRCN has 1,775,105 convolution parameters (the paper's 1.77M) plus the
+16 ensemble weights. Notes: there is no ReLU on the reconstructed residual (a ReLU there
+could not produce the negative corrections the skip connection needs); the ensemble
+weights start at ``1/D``; weights use He initialisation.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import SRModel, conv
+
+PAPER = (
+    "J. Kim, J. K. Lee, K. M. Lee. Deeply-Recursive Convolutional Network for Image "
+    "Super-Resolution. CVPR 2016."
+)
+SCALES = (2, 3, 4)
+INPUT = "upsampled"
+CHANNELS = 1
+SIZES = {
+    "paper": {"n_feats": 256, "recursions": 16, "alpha_decay_steps": 10_000},
+    # 16 filters, 8 recursions: ~7K parameters. DRCN's cost is in the recursions (every
+    # one also runs the reconstruction net), so the width has to go down a lot for a CPU.
+    "quick": {"n_feats": 16, "recursions": 8, "alpha_decay_steps": 100},
+}
+SIZE_NOTES = {
+    "paper": "256 filters, 16 recursions",
+    "quick": "16 filters, 8 recursions (~7K parameters); alpha reaches 0 after 100 steps",
+}
+PAPER_PARAMS = {"paper": 1_770_000}
+DESCRIPTION = "Embedding net, one 3x3 conv applied 16 times with shared weights, shared reconstruction after every recursion, learned ensemble."
+
+
+class DRCN(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000):
+        super().__init__()
+        if recursions < 1:
+            raise ValueError(f"DRCN needs at least one recursion, got {recursions}")
+        self.scale = scale  # bookkeeping only: the image size does not change
+        self.recursions = recursions
+        self.alpha_decay_steps = alpha_decay_steps
+        self.alpha: float | None = None  # None: follow the linear decay schedule
+        self.embedding = nn.Sequential(
+            conv(CHANNELS, n_feats, 3), nn.ReLU(inplace=True),
+            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
+        )
+        self.recursive_conv = conv(n_feats, n_feats, 3)  # the one layer that is reused D times
+        self.reconstruction = nn.Sequential(
+            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
+            conv(n_feats, CHANNELS, 3),
+        )
+        self.ensemble_weights = nn.Parameter(torch.full((recursions,), 1.0 / recursions))
+        # How many training steps the loss has seen; drives the alpha schedule.
+        self.register_buffer("supervision_step", torch.zeros((), dtype=torch.long))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble."""
+        self.check_input(x)
+        hidden = self.embedding(x)
+        predictions = []
+        for _ in range(self.recursions):
+            hidden = F.relu(self.recursive_conv(hidden))
+            predictions.append(x + self.reconstruction(hidden))  # skip connection
+        final = sum(w * y for w, y in zip(self.ensemble_weights, predictions))
+        return predictions, final
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[1]
+
+    def current_alpha(self) -> float:
+        """The alpha the loss will use now (see the module docstring)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        if self.alpha_decay_steps <= 0:
+            return 0.0
+        return max(0.0, 1.0 - int(self.supervision_step) / self.alpha_decay_steps)
+
+
+def loss(model: DRCN, net_input: torch.Tensor, hr: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
+    """Recursive-supervision loss (Sec. 3.3), without the weight-decay term.
+
+    ``alpha`` defaults to ``model.current_alpha()``; a training-mode call with gradients
+    enabled advances the schedule by one step.
+    """
+    if alpha is None:
+        alpha = model.current_alpha()
+        if model.training and torch.is_grad_enabled():
+            model.supervision_step += 1
+    predictions, final = model.forward_all(net_input)
+    intermediate = sum(F.mse_loss(y_d, hr) for y_d in predictions) / (2 * len(predictions))
+    final_term = F.mse_loss(final, hr) / 2
+    return alpha * intermediate + (1 - alpha) * final_term
+
+
+MODEL = DRCN

@@ -1,0 +1,71 @@
+"""ESPCN: the efficient sub-pixel convolutional network.
+
+Wenzhe Shi, Jose Caballero, Ferenc Huszar, Johannes Totz, Andrew P. Aitken, Rob Bishop,
+Daniel Rueckert, Zehan Wang. "Real-Time Single Image and Video Super-Resolution Using an
+Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016.
+
+All convolutions run on the LR image. The last layer outputs ``r^2 C`` channels and the
+*periodic shuffling* operator PS (Sec. 2.2, Eq. 4) rearranges them into an ``rH x rW``
+image: the "sub-pixel convolution layer". The network of the experiments is
+``l = 3`` layers with ``(f1, n1) = (5, 64)``, ``(f2, n2) = (3, 32)`` and ``f3 = 3``, tanh
+activations, on the Y channel, trained with the pixel-wise mean squared error.
+
+This is the paper's network, not the common tutorial variant with ReLU activations and a
+different layer count; the tanh is part of what was published. Counting the layers above
+gives 21,284 / 22,729 / 24,752 parameters (with biases) at x2 / x3 / x4; only the last
+layer depends on the scale.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import SRModel, conv
+
+PAPER = (
+    "W. Shi, J. Caballero, F. Huszar, J. Totz, A. P. Aitken, R. Bishop, D. Rueckert, "
+    "Z. Wang. Real-Time Single Image and Video Super-Resolution Using an Efficient "
+    "Sub-Pixel Convolutional Neural Network. CVPR 2016."
+)
+SCALES = (2, 3, 4)
+INPUT = "lr"
+CHANNELS = 1
+SIZES = {
+    "paper": {"n1": 64, "n2": 32},
+    # ESPCN is tiny and runs at LR resolution: the CPU configuration is the paper's.
+    "quick": {"n1": 64, "n2": 32},
+}
+SIZE_NOTES = {
+    "paper": "(f1, n1) = (5, 64), (f2, n2) = (3, 32), f3 = 3, tanh",
+    "quick": "same as paper: ESPCN runs at LR resolution and is tiny",
+}
+PAPER_PARAMS: dict = {}  # no published count to compare with; see the docstring
+DESCRIPTION = "conv5x5(64)-tanh, conv3x3(32)-tanh, conv3x3(r^2) on the LR Y channel, then a pixel shuffle."
+
+
+class ESPCN(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 3, n1: int = 64, n2: int = 32):
+        super().__init__()
+        self.scale = scale
+        self.conv1 = conv(CHANNELS, n1, 5)
+        self.conv2 = conv(n1, n2, 3)
+        self.conv3 = conv(n2, CHANNELS * scale * scale, 3)  # r^2 C sub-pixel channels
+        self.pixel_shuffle = nn.PixelShuffle(scale)  # the periodic shuffling operator PS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        features = torch.tanh(self.conv1(x))
+        features = torch.tanh(self.conv2(features))
+        return self.pixel_shuffle(self.conv3(features))
+
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise mean squared error."""
+    return F.mse_loss(model(net_input), hr)
+
+
+MODEL = ESPCN

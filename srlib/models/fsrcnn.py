@@ -1,0 +1,138 @@
+"""FSRCNN: a fast SRCNN that works on the low-resolution image.
+
+Chao Dong, Chen Change Loy, Xiaoou Tang. "Accelerating the Super-Resolution Convolutional
+Neural Network", ECCV 2016.
+
+SRCNN spends almost all its computation on the upsampled image. FSRCNN (Sec. 3.2)
+works on the LR image and only enlarges at the very end, with five parts:
+
+1. feature extraction: conv 5x5, ``d`` filters;
+2. shrinking: conv 1x1, ``s`` filters (``s << d``) to make the mapping cheap;
+3. non-linear mapping: ``m`` layers of conv 3x3 with ``s`` filters;
+4. expanding: conv 1x1 back to ``d`` filters;
+5. deconvolution: a 9x9 transposed convolution with stride ``scale`` producing the HR
+   image.
+
+Every convolution except the last is followed by a PReLU (one slope per channel).
+FSRCNN(d=56, s=12, m=4) is the paper's main model, FSRCNN-s is (32, 5, 1). The loss is
+the mean squared error (Sec. 3.2).
+
+Because all layers but the deconvolution work at LR resolution and are shared by all
+scales, the paper trains a x3 model and transfers it to x2/x4 by replacing and fine-tuning
+only the deconvolution (Sec. 3.4). :meth:`FSRCNN.replace_deconvolution` and
+:meth:`FSRCNN.freeze_all_but_deconvolution` implement that trick.
+
+Notes. The transposed convolution is padded so that the output is exactly
+``scale*h x scale*w`` (``padding = (9 - scale + output_padding) / 2``); for even scales
+the kernel centre cannot land on the exact sub-pixel position and the learnt kernel
+absorbs the half-pixel shift. The paper's 12,464 parameters count weights only; biases
+and PReLU slopes add a few hundred.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import SRModel, conv
+
+PAPER = (
+    "C. Dong, C. C. Loy, X. Tang. Accelerating the Super-Resolution Convolutional Neural "
+    "Network. ECCV 2016."
+)
+SCALES = (2, 3, 4)
+INPUT = "lr"
+CHANNELS = 1
+SIZES = {
+    "paper": {"d": 56, "s": 12, "m": 4},
+    "s": {"d": 32, "s": 5, "m": 1},  # FSRCNN-s, the paper's real-time variant
+    # FSRCNN runs at LR resolution and is tiny: the CPU configuration is the paper's.
+    "quick": {"d": 56, "s": 12, "m": 4},
+}
+SIZE_NOTES = {
+    "paper": "FSRCNN(d=56, s=12, m=4)",
+    "s": "FSRCNN-s(d=32, s=5, m=1), the real-time variant",
+    "quick": "same as paper: FSRCNN runs at LR resolution and is tiny",
+}
+PAPER_PARAMS = {"paper": 12_464, "s": 3_937}  # weights only, as the paper counts them
+DESCRIPTION = "Feature extraction, shrinking, mapping and expanding at LR resolution, then a 9x9 stride-`scale` deconvolution."
+
+
+def _deconvolution(d: int, scale: int, kernel_size: int = 9) -> nn.ConvTranspose2d:
+    """Transposed conv whose output is exactly ``scale`` times its input."""
+    # output = (h - 1) * scale - 2 * padding + kernel_size + output_padding; we want scale * h.
+    output_padding = (kernel_size - scale) % 2
+    padding = (kernel_size - scale + output_padding) // 2
+    return nn.ConvTranspose2d(
+        d, 1, kernel_size, stride=scale, padding=padding, output_padding=output_padding
+    )
+
+
+class FSRCNN(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4):
+        super().__init__()
+        self.scale = scale
+        self.feature_extraction = nn.Sequential(conv(1, d, 5), nn.PReLU(d))
+        self.shrinking = nn.Sequential(conv(d, s, 1), nn.PReLU(s))
+        mapping: list[nn.Module] = []
+        for _ in range(m):
+            mapping += [conv(s, s, 3), nn.PReLU(s)]
+        self.mapping = nn.Sequential(*mapping)
+        self.expanding = nn.Sequential(conv(s, d, 1), nn.PReLU(d))
+        self.deconvolution = _deconvolution(d, scale)
+        # The paper initialises the deconvolution with a small Gaussian (std 0.001).
+        nn.init.normal_(self.deconvolution.weight, std=0.001)
+        nn.init.zeros_(self.deconvolution.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        features = self.feature_extraction(x)
+        features = self.expanding(self.mapping(self.shrinking(features)))
+        return self.deconvolution(features)
+
+    # --- the transfer trick of Sec. 3.4 -------------------------------------------------
+    def replace_deconvolution(self, scale: int) -> "FSRCNN":
+        """Swap in a freshly initialised deconvolution for another ``scale``.
+
+        All convolution layers keep their weights; ``self.scale`` (and the stored
+        configuration used to rebuild checkpoints) follows the new scale.
+        """
+        if scale not in SCALES:
+            raise ValueError(f"FSRCNN supports scales {SCALES}, got {scale}")
+        old = self.deconvolution
+        self.deconvolution = _deconvolution(old.in_channels, scale).to(old.weight.device, old.weight.dtype)
+        nn.init.normal_(self.deconvolution.weight, std=0.001)
+        nn.init.zeros_(self.deconvolution.bias)
+        self.scale = scale
+        if isinstance(getattr(self, "srlib_config", None), dict):
+            self.srlib_config["scale"] = scale
+        return self
+
+    def freeze_all_but_deconvolution(self, frozen: bool = True) -> list[nn.Parameter]:
+        """Stop (or restart, with ``frozen=False``) gradients for every layer but the last.
+
+        Returns the parameters that remain trainable, ready to give to an optimiser.
+        """
+        for name, parameter in self.named_parameters():
+            if not name.startswith("deconvolution."):
+                parameter.requires_grad_(not frozen)
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+def replace_deconvolution(model: FSRCNN, scale: int, freeze: bool = True) -> FSRCNN:
+    """Functional form of the transfer trick: new deconvolution for ``scale``, rest frozen."""
+    model.replace_deconvolution(scale)
+    if freeze:
+        model.freeze_all_but_deconvolution()
+    return model
+
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (Sec. 3.2)."""
+    return F.mse_loss(model(net_input), hr)
+
+
+MODEL = FSRCNN

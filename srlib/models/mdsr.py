@@ -1,0 +1,91 @@
+"""MDSR: one multi-scale network for x2, x3 and x4.
+
+Bee Lim, Sanghyun Son, Heewon Kim, Seungjun Nah, Kyoung Mu Lee. "Enhanced Deep Residual
+Networks for Single Image Super-Resolution", CVPR Workshops (NTIRE) 2017, Sec. 3.3.
+
+Super-resolution at different scales is largely the same problem, so MDSR shares one deep
+body between scales and keeps only small scale-specific parts:
+
+* per-scale *pre-processing* modules: two residual blocks with 5x5 kernels each, which
+  reduce the variance between input scales (a larger receptive field early on);
+* a shared body of ``n_resblocks`` EDSR residual blocks (80 blocks x 64 filters in the
+  paper) followed by a conv 3x3, with a long skip connection;
+* per-scale pixel-shuffle upsamplers, then a shared conv to RGB.
+
+During training each mini-batch uses a single scale chosen at random and only that
+scale's modules receive gradients. Here the active scale is ``model.scale``; change it
+with :meth:`MDSR.set_scale`. Loss: L1. The paper reports about 8.0M parameters for the
+whole multi-scale model (this implementation: 7.95M).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import MeanShift, ResBlock, SRModel, Upsampler, conv
+
+PAPER = (
+    "B. Lim, S. Son, H. Kim, S. Nah, K. M. Lee. Enhanced Deep Residual Networks for Single "
+    "Image Super-Resolution (MDSR, Sec. 3.3). CVPR Workshops (NTIRE) 2017."
+)
+SCALES = (2, 3, 4)
+INPUT = "lr"
+CHANNELS = 3
+SIZES = {
+    "paper": {"n_resblocks": 80, "n_feats": 64},
+    "quick": {"n_resblocks": 4, "n_feats": 32},  # ~0.3M parameters, most in the 5x5 heads
+}
+SIZE_NOTES = {
+    "paper": "80 shared residual blocks x 64 filters, heads and upsamplers for x2, x3, x4",
+    "quick": "4 shared residual blocks x 32 filters (~0.59M parameters, mostly the 5x5 heads)",
+}
+PAPER_PARAMS = {"paper": 8_000_000}
+DESCRIPTION = "EDSR body shared by x2/x3/x4 with per-scale 5x5 pre-processing blocks and per-scale upsamplers; RGB, L1 loss."
+
+
+class MDSR(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 2, n_resblocks: int = 80, n_feats: int = 64, scales=SCALES):
+        super().__init__()
+        self.scales = tuple(int(s) for s in scales)
+        self.sub_mean = MeanShift(sign=-1)
+        self.head = conv(CHANNELS, n_feats, 3)
+        # ModuleDict keys must be strings: "2", "3", "4".
+        self.pre_process = nn.ModuleDict(
+            {str(s): nn.Sequential(ResBlock(n_feats, 5), ResBlock(n_feats, 5)) for s in self.scales}
+        )
+        self.body = nn.Sequential(
+            *(ResBlock(n_feats, 3) for _ in range(n_resblocks)),
+            conv(n_feats, n_feats, 3),
+        )
+        self.upsample = nn.ModuleDict({str(s): Upsampler(s, n_feats) for s in self.scales})
+        self.tail = conv(n_feats, CHANNELS, 3)
+        self.add_mean = MeanShift(sign=+1)
+        self.set_scale(scale)
+
+    def set_scale(self, scale: int) -> "MDSR":
+        """Select which pre-processing head and upsampler ``forward`` uses."""
+        if scale not in self.scales:
+            raise ValueError(f"MDSR was built for scales {self.scales}, got {scale}")
+        self.scale = scale
+        if isinstance(getattr(self, "srlib_config", None), dict):
+            self.srlib_config["scale"] = scale
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        key = str(self.scale)
+        features = self.pre_process[key](self.head(self.sub_mean(x)))
+        features = features + self.body(features)  # long skip connection
+        return self.add_mean(self.tail(self.upsample[key](features)))
+
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """L1 loss at the model's current scale."""
+    return F.l1_loss(model(net_input), hr)
+
+
+MODEL = MDSR

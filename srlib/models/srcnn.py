@@ -1,0 +1,91 @@
+"""SRCNN: the first convolutional network for super-resolution.
+
+Chao Dong, Chen Change Loy, Kaiming He, Xiaoou Tang. "Learning a Deep Convolutional
+Network for Image Super-Resolution", ECCV 2014; extended as "Image Super-Resolution Using
+Deep Convolutional Networks", IEEE TPAMI 38(2), 2016.
+
+The network (TPAMI Sec. 3.1, Eqs. 1-3) reads a bicubic-upsampled luminance image Y and
+applies three layers, each interpreted as a step of sparse-coding super-resolution:
+
+1. patch extraction and representation: ``F1(Y) = max(0, W1 * Y + B1)``, ``n1`` filters
+   of size ``f1 x f1``;
+2. non-linear mapping: ``F2(Y) = max(0, W2 * F1(Y) + B2)``, ``n2`` filters of size
+   ``f2 x f2``;
+3. reconstruction: ``F(Y) = W3 * F2(Y) + B3``, one filter of size ``f3 x f3``.
+
+The variants are named ``f1-f2-f3``: the ECCV paper's 9-1-5 and the TPAMI paper's 9-5-5
+(both with n1 = 64, n2 = 32). The loss is the mean squared error (Eq. 4).
+
+Deviation from the paper: the original convolutions had no padding, so a 33x33 input
+patch gave a 21x21 output and the loss was computed on the centre of the label. Here
+every convolution uses 'same' zero padding so that output and input have the same size,
+which is what every later model does and what an evaluation pipeline expects. The border
+pixels (within 6 pixels for 9-5-5) therefore see zero padding; the standard evaluation
+crops ``scale`` border pixels, and a receptive-field-sized border is worth remembering
+when comparing with the paper.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import SRModel, conv
+
+PAPER = (
+    "C. Dong, C. C. Loy, K. He, X. Tang. Learning a Deep Convolutional Network for Image "
+    "Super-Resolution. ECCV 2014; Image Super-Resolution Using Deep Convolutional Networks. "
+    "IEEE TPAMI 38(2), 2016."
+)
+SCALES = (2, 3, 4)
+INPUT = "upsampled"
+CHANNELS = 1
+SIZES = {
+    "paper": {"variant": "9-5-5", "n1": 64, "n2": 32},
+    "9-5-5": {"variant": "9-5-5", "n1": 64, "n2": 32},
+    "9-1-5": {"variant": "9-1-5", "n1": 64, "n2": 32},
+    # SRCNN is already small (57K parameters, three layers); the CPU configuration is the
+    # paper's network itself.
+    "quick": {"variant": "9-5-5", "n1": 64, "n2": 32},
+}
+# Weights only, as counted in the papers (8,032 for 9-1-5, 57,184 for 9-5-5).
+SIZE_NOTES = {
+    "paper": "9-5-5 with n1 = 64, n2 = 32 (TPAMI 2016)",
+    "9-5-5": "same as paper",
+    "9-1-5": "the ECCV 2014 network: a 1x1 non-linear mapping layer",
+    "quick": "same as paper: SRCNN already fits a CPU budget",
+}
+PAPER_PARAMS = {"paper": 57_184, "9-5-5": 57_184, "9-1-5": 8_032}
+DESCRIPTION = "Three convolutions (patch extraction, non-linear mapping, reconstruction) on the bicubic-upsampled Y channel."
+
+
+class SRCNN(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 3, variant: str = "9-5-5", n1: int = 64, n2: int = 32):
+        super().__init__()
+        try:
+            f1, f2, f3 = (int(k) for k in variant.split("-"))
+        except ValueError:
+            raise ValueError(f"variant must look like '9-5-5' (three odd kernel sizes), got {variant!r}") from None
+        if min(f1, f2, f3) < 1 or not (f1 % 2 and f2 % 2 and f3 % 2):
+            raise ValueError(f"kernel sizes must be odd and positive, got {variant!r}")
+        self.scale = scale  # bookkeeping only: the network never changes the image size
+        self.patch_extraction = conv(1, n1, f1)
+        self.nonlinear_mapping = conv(n1, n2, f2)
+        self.reconstruction = conv(n2, 1, f3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        features = F.relu(self.patch_extraction(x))
+        features = F.relu(self.nonlinear_mapping(features))
+        return self.reconstruction(features)
+
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the output and the HR image (TPAMI Eq. 4)."""
+    return F.mse_loss(model(net_input), hr)
+
+
+MODEL = SRCNN

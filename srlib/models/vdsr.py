@@ -1,0 +1,75 @@
+"""VDSR: a very deep network that learns the residual.
+
+Jiwon Kim, Jung Kwon Lee, Kyoung Mu Lee. "Accurate Image Super-Resolution Using Very Deep
+Convolutional Networks", CVPR 2016.
+
+Sec. 3.1: ``d = 20`` layers of 3x3 convolutions with 64 filters and ReLU, except
+the last layer which outputs one channel. The network predicts the residual ``r = y - x``
+between the HR image and the bicubic-upsampled input, so the output is ``x + f(x)``
+("global residual learning"): the input already carries the low frequencies and the
+network only has to add detail. Loss: ``1/2 ||r - f(x)||^2`` (Sec. 3.2), i.e. the mean
+squared error between ``x + f(x)`` and ``y`` up to a constant factor.
+
+Training details that belong to the training loop, not to this module: the high learning
+rate (0.1) made possible by adjustable gradient clipping (clip the gradient to
+``[-theta/lr, theta/lr]``), and one model trained on a mixture of x2, x3 and x4 images
+(Sec. 3). The model works at every scale; ``scale`` is kept for bookkeeping only.
+Weights use He initialisation, as in the paper.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import SRModel, conv
+
+PAPER = (
+    "J. Kim, J. K. Lee, K. M. Lee. Accurate Image Super-Resolution Using Very Deep "
+    "Convolutional Networks. CVPR 2016."
+)
+SCALES = (2, 3, 4)
+INPUT = "upsampled"
+CHANNELS = 1
+SIZES = {
+    "paper": {"depth": 20, "n_feats": 64},
+    "quick": {"depth": 8, "n_feats": 32},  # 8 layers x 32 filters: ~57K parameters
+}
+SIZE_NOTES = {
+    "paper": "20 layers x 64 filters",
+    "quick": "8 layers x 32 filters (~56K parameters)",
+}
+PAPER_PARAMS = {"paper": 665_000}
+DESCRIPTION = "20 conv3x3(64)+ReLU layers predicting the residual added to the bicubic-upsampled Y input."
+
+
+class VDSR(SRModel):
+    input_kind = INPUT
+    in_channels = CHANNELS
+
+    def __init__(self, scale: int = 3, depth: int = 20, n_feats: int = 64):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"VDSR needs at least 2 layers, got depth={depth}")
+        self.scale = scale  # bookkeeping only: one VDSR handles every scale
+        layers: list[nn.Module] = [conv(CHANNELS, n_feats, 3), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [conv(n_feats, n_feats, 3), nn.ReLU(inplace=True)]
+        layers.append(conv(n_feats, CHANNELS, 3))
+        self.residual = nn.Sequential(*layers)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x + self.residual(x)
+
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the output (equivalently, of the predicted residual)."""
+    return F.mse_loss(model(net_input), hr)
+
+
+MODEL = VDSR

@@ -30,7 +30,7 @@ from .degradations import DEGRADATIONS, degrade, network_input
 from .metrics import mod_crop
 
 __all__ = [
-    "TRAIN_SAMPLES", "TEST_SAMPLES", "SETS", "sample_images", "data_root", "load_set", "load_image",
+    "TRAIN_SAMPLES", "TEST_SAMPLES", "SETS", "sample_images", "center_crops", "data_root", "load_set", "load_image",
     "to_tensor", "PatchDataset",
 ]
 
@@ -70,6 +70,18 @@ def sample_images(split: str = "test") -> dict[str, np.ndarray]:
     if split not in names:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'.")
     return {name: _to_uint8_image(_skimage_photo(name), name) for name in names[split]}
+
+
+def center_crops(images: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """The central ``size`` x ``size`` crop of every image: a cheap validation set for training curves."""
+    crops = {}
+    for name, img in images.items():
+        h, w = img.shape[:2]
+        if min(h, w) < size:
+            raise ValueError(f"{name} ({h}x{w}) is smaller than the crop size {size}.")
+        top, left = (h - size) // 2, (w - size) // 2
+        crops[name] = img[top: top + size, left: left + size]
+    return crops
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

@@ -149,8 +149,8 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
                         scale=scale)
     items = images.items()
     if progress:
-        from tqdm.auto import tqdm
-        items = tqdm(items, desc=f"evaluate x{scale}", leave=False)
+        from .train import progress_bar
+        items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
     for name, img in items:
         hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
         lr = degrade(hr, scale, degradation)

@@ -605,6 +605,17 @@ def _validate(model: torch.nn.Module, validate: Callable[[torch.nn.Module], floa
         model.train()
 
 
+def progress_bar(**kwargs):
+    """A tqdm bar: a widget in Jupyter when ipywidgets is installed, plain text otherwise."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # Without ipywidgets tqdm.auto warns, then falls back to a text bar, which is fine.
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm(**kwargs)
+
+
 def fit(model: torch.nn.Module, data: Dataset, *, steps: int,
         loss_fn: Callable[..., torch.Tensor] | None = None,
         lr: float = 1e-3, batch_size: int = 16, optimizer: str | Callable = "adam",
@@ -716,8 +727,7 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int,
                         pin_memory=device.type == "cuda")
     batches = iter(loader)
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=steps, initial=step, desc=desc or _identity(model)[0], unit="step",
+    bar = progress_bar(total=steps, initial=step, desc=desc or _identity(model)[0], unit="step",
                leave=True, disable=not progress)
     seconds_before, started = history.seconds, time.perf_counter()
     at_boundary, saved_step = True, step  # at_boundary: weights, step and history agree

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srlib.data import (TEST_SAMPLES, TRAIN_SAMPLES, PatchDataset, data_root, load_image, load_set,
+from srlib.data import (TEST_SAMPLES, TRAIN_SAMPLES, PatchDataset, center_crops, data_root, load_image, load_set,
                         sample_images, to_tensor)
 from srlib.degradations import bicubic_lr, blur_lr, degrade, noisy_lr, upsample_bicubic
 from srlib.imresize import imresize
@@ -19,6 +19,14 @@ def test_embedded_split_is_disjoint_and_loads():
     assert any(img.ndim == 2 for img in train.values())  # grayscale photographs are kept as such
     with pytest.raises(ValueError, match="split"):
         sample_images("validation")
+
+
+def test_center_crops():
+    img = np.arange(10 * 12, dtype=np.uint8).reshape(10, 12)
+    crops = center_crops({"a": img}, 4)
+    assert np.array_equal(crops["a"], img[3:7, 4:8])
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        center_crops({"a": img}, 11)
 
 
 def test_data_root_from_argument_environment_and_default(monkeypatch, tmp_path):

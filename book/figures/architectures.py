@@ -1,0 +1,426 @@
+"""Architecture diagrams of the book, drawn with matplotlib.
+
+Usage::
+
+    python book/figures/architectures.py                 # writes the PNGs next to this file
+    python book/figures/architectures.py --outdir out/ # somewhere else
+    python book/figures/architectures.py --only espcn    # one figure (repeatable)
+
+Figures (file name: what it shows):
+
+- ``srcnn.png``: SRCNN 9-5-5 on a bicubic pre-upsampled image
+- ``fsrcnn.png``: FSRCNN(d, s, m), feature extraction, shrinking, mapping, expanding, deconvolution
+- ``espcn.png``: ESPCN, two tanh convolutions in LR space, a convolution to r^2 channels, pixel shuffle
+- ``upsampling_positions.png``: where the image is enlarged, pre-upsampling vs post-upsampling
+
+Conventions shared by all diagrams: the height of a block is proportional to the spatial
+resolution it works at (tall = high resolution, short = low resolution), its colour gives its
+role (legend at the bottom), and a dashed outline marks an operation without learned weights.
+Under each block is the shape (channels x height x width) of its output for a one-channel (Y)
+input of h x w pixels and scale factor s (r in ESPCN's notation).
+
+The figures are wide: in a page, wrap the figure in ``::::{div} full-width`` (the theme then lets
+it use the right margin too) so that its text stays legible; ``{container}`` does not work for
+this, the theme resets the width of containers. The output is deterministic: the fonts are matplotlib's bundled DejaVu Sans, the pixel
+icons are computed from formulas, and the PNG metadata carries no software version or date, so
+re-running the script reproduces the files byte for byte with the same matplotlib version. Each
+file is written to a temporary name first and renamed, so a reader never sees a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle  # noqa: E402
+from matplotlib.textpath import TextPath  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Style
+# ---------------------------------------------------------------------------------------------
+
+ROLES = {
+    # role: (fill, edge, legend label)
+    "feature": ("#d6e6f7", "#2f6eb5", "feature extraction"),
+    "mapping": ("#dcefd5", "#4a8f3a", "mapping"),
+    "upsampling": ("#fde3c8", "#d9771c", "upsampling"),
+    "reconstruction": ("#e7ddf3", "#7b5fb0", "reconstruction"),
+}
+TEXT = "#1f2328"
+MUTED = "#57606a"
+RULE = "#d0d7de"
+HR_H = 3.0  # drawn height of a block working at high resolution
+LR_H = 2.1  # drawn height of a block working at low resolution
+DPI = 150
+UNIT = 0.40  # inches per data unit
+FS_TITLE = 13.5  # block titles and image names
+FS_DETAIL = 12  # detail lines, tensor shapes, notes
+LINE = 0.55  # line spacing inside blocks, in data units
+GAP = 0.9  # horizontal gap between the items of a pipeline (room for an arrow)
+PAD = 0.45  # horizontal padding inside a block, each side
+FONT = "DejaVu Sans"
+
+plt.rcParams.update({"font.family": FONT, "font.size": FS_DETAIL, "path.simplify": True})
+
+
+def text_width(s: str, size: float = FS_DETAIL, bold: bool = False) -> float:
+    """Width of one line of text in data units (measured on the glyph outlines)."""
+    if not s:
+        return 0.0
+    prop = FontProperties(family=FONT, weight="bold" if bold else "normal")
+    points = TextPath((0, 0), s, size=size, prop=prop).get_extents().width
+    return points / 72.0 / UNIT
+
+
+def _pattern(n: int) -> np.ndarray:
+    """A deterministic test pattern (a disc, a diagonal edge and stripes) sampled on n x n pixels."""
+    # Supersample each pixel 4 x 4, so that a small n gives an honest box-filtered low-resolution image.
+    k = 4
+    t = (np.arange(n * k) + 0.5) / (n * k)
+    x, y = np.meshgrid(t, t)
+    img = 0.82 - 0.25 * y
+    img = np.where((x - 0.38) ** 2 + (y - 0.40) ** 2 < 0.22**2, 0.22, img)
+    img = np.where(x + 0.6 * y > 1.15, 0.55 + 0.3 * (np.sin(40 * x) > 0), img)
+    return img.reshape(n, k, n, k).mean(axis=(1, 3))
+
+
+def _upsample_linear(img: np.ndarray, factor: int) -> np.ndarray:
+    """Separable linear interpolation: a stand-in for the blur of bicubic upsampling in an icon."""
+    n = img.shape[0]
+    src = np.arange(n)
+    dst = (np.arange(n * factor) + 0.5) / factor - 0.5
+    rows = np.stack([np.interp(dst, src, r) for r in img])
+    return np.stack([np.interp(dst, src, c) for c in rows.T]).T
+
+
+ICONS = {
+    "lr": _pattern(8),
+    "hr": _pattern(32),
+    "bicubic": _upsample_linear(_pattern(8), 4),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Items of a pipeline and their layout
+# ---------------------------------------------------------------------------------------------
+
+
+def image(icon: str, label: str, sub: str | None = None, size: float = 2.4) -> dict:
+    """A pixel icon ("lr", "bicubic" or "hr") with its name and shape underneath."""
+    return {"kind": "image", "icon": icon, "label": label, "sub": sub, "size": size}
+
+
+def block(role: str, title: str, lines=(), *, h: float = HR_H, shape: str | None = None,
+          fixed: bool = False, stack: int = 0, min_w: float = 0.0) -> dict:
+    """A layer: bold title (may contain newlines), detail lines, output shape underneath."""
+    return {"kind": "block", "role": role, "title": title, "lines": list(lines), "h": h,
+            "shape": shape, "fixed": fixed, "stack": stack, "min_w": min_w}
+
+
+def _footprint(item: dict) -> tuple[float, float]:
+    """(drawn width, width including the captions underneath) of an item, in data units."""
+    if item["kind"] == "image":
+        caption = max(text_width(item["label"], FS_TITLE, True), text_width(item["sub"] or ""))
+        return item["size"], max(item["size"], caption)
+    inner = max([text_width(t, FS_TITLE, True) for t in item["title"].split("\n")]
+                + [text_width(t) for t in item["lines"]])
+    w = max(inner + 2 * PAD, item["min_w"])
+    return w, max(w + 0.18 * item["stack"], text_width(item["shape"] or ""))
+
+
+class Canvas:
+    """A figure whose single axes is measured in data units of UNIT inches."""
+
+    def __init__(self, width: float, height: float):
+        self.width, self.height = width, height
+        self.fig = plt.figure(figsize=(width * UNIT, height * UNIT), dpi=DPI)
+        self.ax = self.fig.add_axes((0, 0, 1, 1))
+        self.ax.set_xlim(0, width)
+        self.ax.set_ylim(0, height)
+        self.ax.set_aspect("equal")
+        self.ax.axis("off")
+
+    # -- primitives ----------------------------------------------------------------------------
+
+    def text(self, x, y, s, size=FS_DETAIL, color=MUTED, **kw):
+        self.ax.text(x, y, s, fontsize=size, color=color, **kw)
+
+    def arrow(self, x0, x1, y):
+        self.ax.add_patch(FancyArrowPatch((x0 + 0.1, y), (x1 - 0.1, y), arrowstyle="-|>", mutation_scale=15,
+                                          linewidth=1.5, color=TEXT, zorder=4))
+
+    def rule(self, y):
+        self.ax.plot([0.3, self.width - 0.3], [y, y], color=RULE, linewidth=1.0)
+
+    def brace(self, x0, x1, y, label):
+        """A bracket over a group of items, with an italic label."""
+        self.ax.plot([x0, x0, x1, x1], [y - 0.15, y, y, y - 0.15], color=MUTED, linewidth=1.1)
+        self.text((x0 + x1) / 2, y + 0.12, label, ha="center", va="bottom", style="italic")
+
+    def legend(self, roles, y):
+        handles = [Patch(facecolor=ROLES[r][0], edgecolor=ROLES[r][1], label=ROLES[r][2]) for r in roles]
+        handles.append(Patch(facecolor="white", edgecolor=MUTED, linestyle=(0, (4, 2.5)),
+                             label="no learned weights"))
+        self.ax.legend(handles=handles, loc="center", bbox_to_anchor=(0.5, y / self.height), ncol=len(handles),
+                       frameon=False, fontsize=FS_DETAIL, handlelength=1.6, columnspacing=1.6)
+
+    def _draw_image(self, x, yc, item):
+        s = item["size"]
+        y0 = yc - s / 2
+        self.ax.imshow(ICONS[item["icon"]], cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+                       extent=(x, x + s, y0, y0 + s), zorder=2)
+        self.ax.add_patch(Rectangle((x, y0), s, s, fill=False, edgecolor=TEXT, linewidth=1.0, zorder=3))
+        self.text(x + s / 2, y0 - 0.2, item["label"], size=FS_TITLE, color=TEXT, ha="center", va="top",
+                  fontweight="bold")
+        if item["sub"]:
+            self.text(x + s / 2, y0 - 0.85, item["sub"], ha="center", va="top")
+
+    def _draw_block(self, x, yc, w, item):
+        fill, edge, _ = ROLES[item["role"]]
+        h = item["h"]
+        for i in range(item["stack"], 0, -1):  # copies behind: a repeated layer
+            off = 0.18 * i
+            self.ax.add_patch(FancyBboxPatch((x + off, yc - h / 2 + off), w, h,
+                                             boxstyle="round,pad=0,rounding_size=0.15", facecolor=fill,
+                                             edgecolor=edge, linewidth=1.2, zorder=2 - 0.1 * i))
+        self.ax.add_patch(FancyBboxPatch((x, yc - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.15",
+                                         facecolor=fill, edgecolor=edge, linewidth=1.6, zorder=2,
+                                         linestyle=(0, (4, 2.5)) if item["fixed"] else "solid"))
+        rows = [(t, True) for t in item["title"].split("\n")] + [(t, False) for t in item["lines"]]
+        top = yc + LINE * (len(rows) - 1) / 2
+        for i, (t, bold) in enumerate(rows):
+            self.text(x + w / 2, top - i * LINE, t, size=FS_TITLE if bold else FS_DETAIL,
+                      color=TEXT if bold else MUTED, fontweight="bold" if bold else "normal",
+                      ha="center", va="center", zorder=3)
+        if item["shape"]:
+            self.text(x + w / 2, yc - h / 2 - 0.2, item["shape"], ha="center", va="top")
+
+    def pipeline(self, items, yc, x0=0.3):
+        """Draw items left to right, joined by arrows; return each item's (left, right) extent."""
+        spans, x = [], x0
+        for i, item in enumerate(items):
+            drawn, total = _footprint(item)
+            left = x + (total - drawn) / 2
+            if item["kind"] == "image":
+                self._draw_image(left, yc, item)
+            else:
+                self._draw_block(left, yc, drawn, item)
+            right = left + drawn + 0.18 * item.get("stack", 0)
+            if spans:
+                self.arrow(spans[-1][1], left, yc)
+            spans.append((left, right))
+            x += total + GAP
+        return spans
+
+    def save(self, path: Path):
+        save_atomic(self.fig, path)
+        plt.close(self.fig)
+
+
+def pipeline_width(items, x0=0.3) -> float:
+    return x0 + sum(_footprint(it)[1] for it in items) + GAP * (len(items) - 1)
+
+
+def save_atomic(fig, path: Path) -> None:
+    """Write the figure to a temporary file in the target folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + "-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None}, facecolor="white",
+                    bbox_inches="tight", pad_inches=0.12)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def draw_srcnn(path: Path) -> None:
+    items = [
+        image("lr", "LR", "1 × h × w", size=1.2),
+        block("upsampling", "bicubic\n× s", shape="not learned", fixed=True),
+        image("bicubic", "interpolated", "1 × sh × sw"),
+        block("feature", "conv 9×9, 64", ["ReLU", "patch extraction"], shape="64 × sh × sw"),
+        block("mapping", "conv 5×5, 32", ["ReLU", "non-linear mapping"], shape="32 × sh × sw"),
+        block("reconstruction", "conv 5×5, 1", ["linear", "reconstruction"], shape="1 × sh × sw"),
+        image("hr", "SR", "1 × sh × sw"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 7.6)
+    yc = 4.7
+    spans = c.pipeline(items, yc)
+    c.brace(spans[3][0], spans[5][1], yc + HR_H / 2 + 0.35,
+            "SRCNN 9-5-5: 57K parameters, receptive field 17 × 17, all at high resolution")
+    c.text(0.3, 1.95, "The paper pads nothing: each output side is 16 pixels shorter than the input, and the loss "
+           "uses that valid centre.\nThe 9-1-5 variant has a 1 × 1 middle layer; the journal version settles on "
+           "9-5-5 as its speed–accuracy trade-off.", va="top", linespacing=1.5)
+    c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.05)
+    c.save(path)
+
+
+def draw_fsrcnn(path: Path) -> None:
+    items = [
+        image("lr", "LR", "1 × h × w", size=1.2),
+        block("feature", "conv 5×5, d", ["PReLU"], h=LR_H, shape="d × h × w"),
+        block("mapping", "conv 1×1, s", ["PReLU", "shrinking"], h=LR_H, shape="s × h × w"),
+        block("mapping", "conv 3×3, s", ["PReLU", "m layers"], h=LR_H, shape="s × h × w", stack=2),
+        block("mapping", "conv 1×1, d", ["PReLU", "expanding"], h=LR_H, shape="d × h × w"),
+        block("upsampling", "deconv 9×9, 1", ["stride s", "transposed conv"], shape="1 × sh × sw"),
+        image("hr", "SR", "1 × sh × sw"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 7.8)
+    yc = 4.9
+    spans = c.pipeline(items, yc)
+    top = yc + HR_H / 2 + 0.35
+    c.brace(spans[1][0], spans[4][1], top, "low-resolution space: can be shared across scale factors")
+    c.brace(spans[5][0], spans[5][1], top, "per scale")
+    c.text(0.3, 2.1, "FSRCNN(d, s, m) = (56, 12, 4): about 12K parameters; FSRCNN-s = (32, 5, 1) for real time.\n"
+           "Changing the scale factor changes only the deconvolution, which is fine-tuned for ×2, ×3 or ×4.",
+           va="top", linespacing=1.5)
+    c.legend(["feature", "mapping", "upsampling"], 0.15)
+    c.save(path)
+
+
+def _shuffle_panel(c: Canvas, x: float, yc: float, r: int = 2, n: int = 3, cell: float = 0.5) -> float:
+    """Illustrate the pixel shuffle: r*r low-resolution channels -> one image r times larger.
+
+    Channel k = a*r + b holds, at LR pixel (i, j), the output pixel (r*i + a, r*j + b).
+    Returns the right edge of the drawing.
+    """
+    colours = ["#2f6eb5", "#d9771c", "#4a8f3a", "#7b5fb0"]
+    depth = 0.34
+    for k in range(r * r - 1, -1, -1):  # channel 0 in front
+        ox, oy = x + depth * k, yc - n * cell / 2 + depth * k
+        for i in range(n):
+            for j in range(n):
+                c.ax.add_patch(Rectangle((ox + j * cell, oy + (n - 1 - i) * cell), cell, cell,
+                                         facecolor=colours[k], alpha=0.55 + 0.2 * ((i + j) % 2),
+                                         edgecolor="white", linewidth=1.0, zorder=10 - k))
+    stack_w = n * cell + depth * (r * r - 1)
+    c.text(x + stack_w / 2, yc - n * cell / 2 - 0.3, f"r² = {r * r} channels\nof h × w", ha="center", va="top",
+           linespacing=1.4)
+    x1 = x + stack_w + 0.35
+    x2 = x1 + 1.3
+    c.arrow(x1, x2, yc)
+    big = cell * 0.8
+    y0 = yc - n * r * big / 2
+    x3 = x2 + 0.2
+    for i in range(n):
+        for j in range(n):
+            for a in range(r):
+                for b in range(r):
+                    c.ax.add_patch(Rectangle((x3 + (r * j + b) * big, y0 + (n * r - 1 - (r * i + a)) * big),
+                                             big, big, facecolor=colours[a * r + b],
+                                             alpha=0.55 + 0.2 * ((i + j) % 2), edgecolor="white", linewidth=1.0,
+                                             zorder=5))
+    c.text(x3 + n * r * big / 2, y0 - 0.3, "1 channel\nof rh × rw", ha="center", va="top", linespacing=1.4)
+    return x3 + n * r * big
+
+
+def draw_espcn(path: Path) -> None:
+    items = [
+        image("lr", "LR", "C × h × w", size=1.2),
+        block("feature", "conv 5×5, 64", ["tanh"], h=LR_H, shape="64 × h × w"),
+        block("mapping", "conv 3×3, 32", ["tanh"], h=LR_H, shape="32 × h × w"),
+        block("upsampling", "conv 3×3, r²C", ["linear"], h=LR_H, shape="r²C × h × w"),
+        block("upsampling", "pixel\nshuffle", ["no weights"], shape="C × rh × rw", fixed=True),
+        image("hr", "SR", "C × rh × rw"),
+    ]
+    explain = ("Channel k = a·r + b of the last\nconvolution predicts the pixel at\noffset (a, b) of every "
+               "r × r block\nof the output (one colour per\nchannel here): a reshape, no weights.")
+    note = "ESPCN with r = 3, C = 1:\nabout 23K parameters. The\nconvolutions see h × w pixels,\nr² times fewer than the\noutput has."
+    explain_w = max(text_width(t) for t in explain.split("\n"))
+    note_w = max(text_width(t) for t in note.split("\n"))
+    panel_w = 0.3 + explain_w + 0.6 + 10.0 + 0.6 + note_w + 0.3
+    width = max(pipeline_width(items) + 0.3, panel_w)
+    c = Canvas(width, 13.2)
+    yc = 9.4
+    spans = c.pipeline(items, yc)
+    c.brace(spans[1][0], spans[3][1], yc + HR_H / 2 + 0.35, "every convolution runs on the low-resolution grid")
+    c.brace(spans[3][0], spans[4][1], yc + HR_H / 2 + 1.3, "efficient sub-pixel convolution layer")
+    y2 = 3.5
+    c.rule(y2 + 2.55)
+    c.text(0.3, y2 + 1.75, "Pixel shuffle, r = 2", size=FS_TITLE, color=TEXT, fontweight="bold")
+    c.text(0.3, y2 + 1.0, explain, va="top", linespacing=1.45)
+    right = _shuffle_panel(c, 0.3 + explain_w + 0.8, y2 + 0.1)
+    c.text(right + 0.8, y2 + 1.0, note, va="top", linespacing=1.45)
+    c.legend(["feature", "mapping", "upsampling"], 0.2)
+    c.save(path)
+
+
+def draw_upsampling_positions(path: Path) -> None:
+    pre = [
+        image("lr", "LR", size=1.2),
+        block("upsampling", "bicubic\n× s", fixed=True),
+        image("bicubic", "interpolated"),
+        block("mapping", "CNN at high resolution", ["every layer: sh × sw positions"], min_w=8.0),
+        image("hr", "SR"),
+    ]
+    post = [
+        image("lr", "LR", size=1.2),
+        block("mapping", "CNN at low resolution", ["every layer: h × w positions"], h=LR_H, min_w=8.0),
+        block("upsampling", "learned upsampling", ["deconvolution (FSRCNN)", "pixel shuffle (ESPCN)"]),
+        image("hr", "SR"),
+    ]
+    pros_pre = ["+ one network can serve all scales", "− cost grows with s²", "− works on a blurred input"]
+    pros_post = ["+ each layer about s² times cheaper", "+ the upsampling is learned", "− one tail per scale factor"]
+    row_w = max(pipeline_width(pre), pipeline_width(post))
+    list_w = max(text_width(t) for t in pros_pre + pros_post)
+    width = row_w + 0.8 + list_w + 0.3
+    c = Canvas(width, 13.2)
+    for y, title, subtitle, items, pros in (
+        (9.9, "Pre-upsampling", "SRCNN, VDSR, DRCN, DRRN: the network refines an interpolated image", pre, pros_pre),
+        (3.9, "Post-upsampling", "FSRCNN, ESPCN, EDSR: the network works on the LR image and enlarges at the end",
+         post, pros_post),
+    ):
+        c.text(0.3, y + 2.35, title, size=FS_TITLE + 1, color=TEXT, fontweight="bold", va="center")
+        c.text(0.3 + text_width(title, FS_TITLE + 1, True) + 0.5, y + 2.35, subtitle, va="center")
+        c.pipeline(items, y)
+        for i, t in enumerate(pros):
+            c.text(row_w + 0.8, y + 0.7 - 0.7 * i, t, color=TEXT, va="center")
+    c.rule(7.35)
+    c.text(0.3, 1.15, "Block height ∝ spatial resolution of the computation; s = scale factor.", va="center")
+    c.legend(["upsampling", "mapping"], 0.25)
+    c.save(path)
+
+
+FIGURES = {
+    "srcnn": draw_srcnn,
+    "fsrcnn": draw_fsrcnn,
+    "espcn": draw_espcn,
+    "upsampling_positions": draw_upsampling_positions,
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Draw the architecture diagrams of the book.")
+    parser.add_argument("--outdir", type=Path, default=Path(__file__).resolve().parent,
+                        help="folder for the PNG files (default: the folder of this script)")
+    parser.add_argument("--only", choices=sorted(FIGURES), action="append",
+                        help="draw only this figure (repeatable)")
+    args = parser.parse_args(argv)
+    for name in args.only or FIGURES:
+        out = args.outdir / f"{name}.png"
+        FIGURES[name](out)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -31,6 +31,9 @@ def _check(hr: torch.Tensor, scale: int) -> None:
         raise ValueError(f"scale must be a positive integer, got {scale!r}.")
     if hr.dim() != 4 or not hr.is_floating_point():
         raise ValueError(f"expected a float tensor (N, C, H, W) in [0, 1], got {tuple(hr.shape)} {hr.dtype}.")
+    if hr.min() < 0 or hr.max() > 1:
+        raise ValueError(f"HR values span [{hr.min().item():.3g}, {hr.max().item():.3g}], outside [0, 1]; "
+                         "images on the 0..255 scale must be divided by 255 first.")
     h, w = hr.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}x{w} does not divide by the scale {scale}: mod-crop it first "

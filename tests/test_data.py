@@ -148,3 +148,5 @@ def test_degradations():
         bicubic_lr(torch.rand(1, 1, 10, 10), 3)
     with pytest.raises(ValueError, match="unknown degradation"):
         degrade(hr, 2, "jpeg")
+    with pytest.raises(ValueError, match="divided by 255"):
+        bicubic_lr(hr * 255, 2)

@@ -63,6 +63,10 @@ def test_crops_and_errors():
         mod_crop(np.zeros((2, 2)), 3)
     with pytest.raises(ValueError, match="shapes differ"):
         psnr(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
+    with pytest.raises(TypeError, match="float images"):
+        psnr(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), torch.zeros(1, 1, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="divided by 255"):
+        sr_metrics(torch.zeros(1, 1, 16, 16), torch.full((1, 1, 16, 16), 200.0), 2)
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
 

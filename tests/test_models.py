@@ -227,6 +227,29 @@ def test_espcn_matches_the_layers_described_in_the_paper():
         assert not activations  # tanh, not the ReLU variant
 
 
+def test_espcn_hr_space_twin_has_the_same_layers_without_the_shuffle():
+    # The comparison behind the paper's speed claim: the same network on the upsampled image.
+    from srlib.models.inference import output_factor
+
+    model, twin = build("espcn", 3), build("espcn", 3, space="hr")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    twin_convs = [m for m in twin.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.kernel_size) for c in convs] == [(c.in_channels, c.kernel_size) for c in twin_convs]
+    assert [c.out_channels for c in convs] == [64, 32, 9] and [c.out_channels for c in twin_convs] == [64, 32, 1]
+    assert any(isinstance(m, nn.PixelShuffle) for m in model.modules())
+    assert not any(isinstance(m, nn.PixelShuffle) for m in twin.modules())
+    x = torch.rand(2, 1, 15, 12)
+    with torch.no_grad():
+        assert twin(x).shape == x.shape  # same size in and out, like the pre-upsampling models
+    assert twin.input_kind == "upsampled" and output_factor(twin) == 1 and output_factor(model) == 3
+    assert "space" not in model.srlib_config  # the default build (and old checkpoints) unchanged
+    clone = rebuild("espcn", json.loads(json.dumps(twin.srlib_config)))
+    clone.load_state_dict(twin.state_dict())
+    assert clone.space == "hr"
+    with pytest.raises(ValueError, match="space"):
+        build("espcn", 3, space="sr")
+
+
 # --- FSRCNN transfer --------------------------------------------------------------------------
 
 def test_fsrcnn_deconvolution_swap_keeps_other_weights_and_changes_output_size():

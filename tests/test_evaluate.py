@@ -64,3 +64,10 @@ def test_evaluate_bad_input(images):
         evaluate("srcnn", images, 2)
     with pytest.raises(ValueError, match="input convention"):
         evaluate(nn.Conv2d(1, 1, 3, padding=1), images, 2)
+
+
+def test_a_variant_is_evaluated_with_its_own_input_convention(images):
+    twin = build("espcn", 2, space="hr")  # the registry entry takes LR input; this variant does not
+    result = evaluate(twin, images, 2)
+    assert len(result.psnr) == len(images)
+    assert upscale_image(twin, images["chelsea"][:20, :24]).shape == (40, 48, 3)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb", "quantize"]
+__all__ = ["rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb", "quantize", "check_unit_range"]
 
 # BT.601 studio-range coefficients as MATLAB writes them, for R, G, B in [0, 1] -> 0..255.
 _YCBCR_FROM_RGB = torch.tensor(
@@ -24,6 +24,14 @@ _YCBCR_FROM_RGB = torch.tensor(
     dtype=torch.float64,
 )
 _YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64)
+
+
+def check_unit_range(img: torch.Tensor, what: str = "HR") -> None:
+    """Refuse images that are not on the [0, 1] scale every function of srlib expects."""
+    low, high = img.min().item(), img.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}], outside [0, 1]; "
+                         "images on the 0..255 scale must be divided by 255 first.")
 
 
 def quantize(img: torch.Tensor) -> torch.Tensor:

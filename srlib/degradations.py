@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .color import quantize
+from .color import check_unit_range, quantize
 from .imresize import imresize
+from .metrics import gaussian_window
 
 __all__ = ["DEGRADATIONS", "degrade", "bicubic_lr", "blur_lr", "noisy_lr", "upsample_bicubic", "network_input"]
 
@@ -31,9 +32,7 @@ def _check(hr: torch.Tensor, scale: int) -> None:
         raise ValueError(f"scale must be a positive integer, got {scale!r}.")
     if hr.dim() != 4 or not hr.is_floating_point():
         raise ValueError(f"expected a float tensor (N, C, H, W) in [0, 1], got {tuple(hr.shape)} {hr.dtype}.")
-    if hr.min() < 0 or hr.max() > 1:
-        raise ValueError(f"HR values span [{hr.min().item():.3g}, {hr.max().item():.3g}], outside [0, 1]; "
-                         "images on the 0..255 scale must be divided by 255 first.")
+    check_unit_range(hr)
     h, w = hr.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}x{w} does not divide by the scale {scale}: mod-crop it first "
@@ -46,17 +45,11 @@ def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return quantize(imresize(hr, 1 / scale))
 
 
-def _gaussian_kernel(size: int, sigma: float, dtype, device) -> torch.Tensor:
-    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def blur_lr(hr: torch.Tensor, scale: int, sigma: float = 1.6, size: int = 7) -> torch.Tensor:
-    """BD: Gaussian blur (``size`` x ``size``, ``sigma``) with symmetric borders, then subsample."""
+    """BD: Gaussian blur (``size`` x ``size``, ``sigma``) with mirrored borders, then subsample."""
     _check(hr, scale)
     c = hr.shape[1]
-    g = _gaussian_kernel(size, sigma, hr.dtype, hr.device)
+    g = gaussian_window(size, sigma).to(hr.device, hr.dtype)
     pad = size // 2
     x = F.pad(hr, (pad, pad, pad, pad), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)

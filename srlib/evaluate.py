@@ -22,21 +22,15 @@ __all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "upsca
 
 
 def model_convention(model) -> tuple[bool, str]:
-    """(takes a pre-upsampled input?, ``"y"`` or ``"rgb"``) for a model built by :mod:`srlib.models`.
+    """(takes a pre-upsampled input?, ``"y"`` or ``"rgb"``) for a model of :mod:`srlib.models`.
 
-    The model's own ``input_kind`` and ``in_channels`` decide (a variant such as ESPCN's
-    HR-space twin differs from its registry entry); the registry is the fallback.
+    Every srlib model declares ``input_kind`` and ``in_channels`` itself, so a variant such as
+    ESPCN's HR-space twin is handled like any other model.
     """
-    if hasattr(model, "input_kind") and hasattr(model, "in_channels"):
-        return model.input_kind == "upsampled", "y" if model.in_channels == 1 else "rgb"
-    from .models import spec  # imported here: the models package imports this module's siblings
-
-    name = getattr(model, "srlib_name", None)
-    if name is None:
+    if not (hasattr(model, "input_kind") and hasattr(model, "in_channels")):
         raise ValueError("this model was not built with srlib.models.build, so its input convention is unknown; "
                          "pass upsampled=... and channels=... explicitly.")
-    s = spec(name)
-    return s.input == "upsampled", "y" if s.channels == 1 else "rgb"
+    return model.input_kind == "upsampled", "y" if model.in_channels == 1 else "rgb"
 
 
 @torch.no_grad()

@@ -18,9 +18,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .color import quantize, rgb_to_y
+from .color import check_unit_range, quantize, rgb_to_y
 
-__all__ = ["mod_crop", "crop_border", "psnr", "ssim", "ssim_map", "sr_metrics", "to_y"]
+__all__ = ["mod_crop", "crop_border", "psnr", "ssim", "ssim_map", "sr_metrics", "to_y", "gaussian_window"]
 
 
 def mod_crop(img, scale: int):
@@ -64,7 +64,8 @@ def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
     return 10 * torch.log10(255.0**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """A normalised 1-D Gaussian of ``size`` taps (float64): SSIM's window, BD's blur."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
@@ -73,7 +74,7 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 @lru_cache(maxsize=32)
 def _valid_filter_matrix(n: int) -> torch.Tensor:
     """Rows of the Gaussian window placed at every 'valid' position of an axis of length n."""
-    g = _gaussian_window()
+    g = gaussian_window()
     matrix = torch.zeros(n - len(g) + 1, n, dtype=torch.float64)
     for i in range(matrix.shape[0]):
         matrix[i, i: i + len(g)] = g
@@ -123,9 +124,7 @@ def sr_metrics(sr: torch.Tensor, hr: torch.Tensor, scale: int, y_channel: bool =
     Returns two tensors of shape ``(N,)``.
     """
     _check_pair(sr, hr)
-    if hr.min() < 0 or hr.max() > 1:
-        raise ValueError(f"HR values span [{hr.min().item():.3g}, {hr.max().item():.3g}], outside [0, 1]; "
-                         "images on the 0..255 scale must be divided by 255 first.")
+    check_unit_range(hr)
     sr, hr = quantize(sr.double()), quantize(hr.double())
     if y_channel:
         sr, hr = to_y(sr, round_y), to_y(hr, round_y)

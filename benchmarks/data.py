@@ -51,7 +51,8 @@ def main():
             opt.step()
 
         step_time = per_call(step, repeats=5)
-        print(f"{name:<8}{setup:>8.2f}s{batch_time * 1e3:>8.1f}ms{step_time * 1e3:>8.0f}ms{batch_time / step_time:>11.1%}")
+        print(f"{name:<8}{setup:>8.2f}s{batch_time * 1e3:>8.1f}ms{step_time * 1e3:>8.0f}ms"
+              f"{batch_time / step_time:>11.1%}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ if importlib.util.find_spec("srlib") is None:  # running from a checkout without
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srlib.models import build, count_parameters, spec  # noqa: E402
-from srlib.models.profile import profile  # noqa: E402
+from srlib.profile import profile  # noqa: E402
 
 HR_SIZE = 256
 SCALE = 4
@@ -76,7 +76,8 @@ def human(n: float | None, unit: str = "") -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=10.0, help="skip latency when one pass is estimated above this (s)")
+    parser.add_argument("--budget", type=float, default=10.0,
+                        help="skip latency when one pass is estimated above this (s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (after one warm-up run)")
     args = parser.parse_args(argv)
 

@@ -1,1 +1,1 @@
-"""Scripts that fetch the data sets used by srlib (see download.py)."""
+"""The command-line entry point for the data sets (download.py); the code lives in srlib.datasets."""

@@ -1,6 +1,15 @@
 """srlib: the small library behind the super-resolution book.
 
-Each concern has one home: MATLAB-compatible resizing (``srlib.imresize``), colour
-conversion (``srlib.color``), metrics (``srlib.metrics``), data (``srlib.data``), training
-(``srlib.train``) and the model zoo (``srlib.models``).
+One concern per module, each readable top to bottom:
+
+* ``imresize``, ``color``: MATLAB's bicubic resize; BT.601 colour conversion;
+* ``metrics``, ``degradations``: PSNR and SSIM under the papers' protocol; the LR images;
+* ``data``, ``datasets``: images and the training-patch sampler; the standard sets, their
+  download and the data root;
+* ``models``: one file per paper, each declaring its own spec; ``inference`` (tiled
+  forward, self-ensemble) and ``profile`` (parameters, MACs, latency);
+* ``device``, ``budget``, ``checkpoint``, ``train``: where to run, how much to train,
+  saving and resuming, and the training loop ``fit``;
+* ``evaluate``, ``plots``, ``cli``: the protocol applied to a model, figures for the book,
+  and ``python -m srlib {models,train,evaluate,upscale,download}``.
 """

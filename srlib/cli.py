@@ -1,9 +1,10 @@
-"""Command line: ``python -m srlib {models,train,evaluate,upscale}``.
+"""Command line: ``python -m srlib {models,train,evaluate,upscale,download}``.
 
     python -m srlib models
     python -m srlib train fsrcnn --scale 3 --steps 500 --out checkpoints/fsrcnn_x3.pt
     python -m srlib evaluate checkpoints/fsrcnn_x3.pt bicubic --sets Set5 embedded
     python -m srlib upscale checkpoints/fsrcnn_x3.pt photo.png --out-dir upscaled/
+    python -m srlib download Set5 T91
 
 Training data is ``embedded`` (scikit-image photographs) or a set under the data root
 (``--root`` or ``$SRLIB_DATA``). Checkpoints carry the model name, configuration, scale and
@@ -16,6 +17,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+from . import datasets
 
 __all__ = ["main"]
 
@@ -39,10 +42,12 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .budget import get_budget
     from .data import PatchDataset
+    from .device import pick_device
     from .evaluate import evaluate
     from .models import build, spec
-    from .train import fit, get_budget, pick_device
+    from .train import fit
 
     model_spec = spec(args.model)
     budget = get_budget(args.budget)
@@ -80,7 +85,7 @@ def cmd_train(args) -> int:
 
 
 def _load(checkpoint: str):
-    from .train import load_model
+    from .checkpoint import load_model
 
     return load_model(checkpoint)
 
@@ -141,6 +146,10 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def cmd_download(args) -> int:
+    return datasets.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m srlib", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,12 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--out-dir", default="upscaled")
     up.add_argument("--self-ensemble", action="store_true")
     up.add_argument("--chop", type=int, help="tile size in LR pixels for large images")
+
+    dl = sub.add_parser("download", help="download, verify and install data sets (Set5, T91, DIV2K, ...)",
+                        description=datasets.DESCRIPTION)
+    datasets.add_arguments(dl)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "upscale": cmd_upscale}
+    commands = {"models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "upscale": cmd_upscale,
+                "download": cmd_download}
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, TypeError) as error:

@@ -7,8 +7,9 @@ Three sources of images:
   a held-out test list; no photograph is in both (the two views of the stereo motorcycle
   pair are nearly the same picture, so both are on the training side).
 * :func:`load_set` - the standard benchmark and training sets (Set5, Set14, BSD100,
-  Urban100, T91, BSD200, General100, DIV2K) from a data root: the ``root`` argument, else
-  the ``SRLIB_DATA`` environment variable, else ``./data``. ``data_scripts/download.py``
+  Urban100, T91, BSD200, General100, DIV2K) from the data root
+  (:func:`srlib.datasets.data_root`: the ``root`` argument, else the ``SRLIB_DATA``
+  environment variable, else ``./data``). ``python -m srlib download`` (:mod:`srlib.datasets`)
   fetches them.
 * :class:`PatchDataset` - random HR patches and their LR counterparts for training.
 
@@ -26,12 +27,13 @@ import torch
 from torch.utils.data import Dataset
 
 from .color import rgb_to_y
+from .datasets import SETS, data_root  # re-exported: their home is srlib.datasets
 from .degradations import DEGRADATIONS, degrade, network_input
 from .metrics import mod_crop
 
 __all__ = [
     "TRAIN_SAMPLES", "TEST_SAMPLES", "SETS", "sample_images", "center_crops", "data_root", "load_set", "load_image",
-    "to_tensor", "PatchDataset",
+    "to_tensor", "PatchDataset", "dihedral",
 ]
 
 # scikit-image's bundled photographs: name -> loader attribute in skimage.data.
@@ -41,17 +43,6 @@ TRAIN_SAMPLES = (
 )
 TEST_SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
 
-SETS = {
-    "Set5": "5 test images (Bevilacqua et al. 2012)",
-    "Set14": "14 test images (Zeyde et al. 2010)",
-    "BSD100": "100 test images of the Berkeley segmentation data set (Martin et al. 2001)",
-    "Urban100": "100 test images of buildings (Huang et al. 2015)",
-    "T91": "91 training images (Yang et al. 2010)",
-    "BSD200": "200 training images of the Berkeley segmentation data set",
-    "General100": "100 training images (Dong et al. 2016, FSRCNN)",
-    "DIV2K_train_HR": "800 2K training images (Agustsson and Timofte 2017)",
-    "DIV2K_valid_HR": "100 2K validation images (Agustsson and Timofte 2017)",
-}
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
@@ -82,11 +73,6 @@ def center_crops(images: dict[str, np.ndarray], size: int) -> dict[str, np.ndarr
         top, left = (h - size) // 2, (w - size) // 2
         crops[name] = img[top: top + size, left: left + size]
     return crops
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding the data sets: ``root``, else ``$SRLIB_DATA``, else ``./data``."""
-    return Path(root if root is not None else os.environ.get("SRLIB_DATA", "data")).expanduser()
 
 
 def _to_uint8_image(arr: np.ndarray, name: str) -> np.ndarray:
@@ -146,7 +132,8 @@ def load_set(name: str, root: str | os.PathLike | None = None, limit: int | None
         known = f" ({SETS[name]})" if name in SETS else ""
         raise FileNotFoundError(
             f"data set {name}{known} not found in {folder.parent.resolve()}. Download it with\n"
-            f"    python data_scripts/download.py {name} --root {folder.parent}\n"
+            f"    python -m srlib download {name} --root {folder.parent}\n"
+            f"(in a checkout of the book: python data_scripts/download.py {name} --root {folder.parent})\n"
             "or point the SRLIB_DATA environment variable at the folder that holds it."
         )
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -180,8 +167,9 @@ class PatchDataset(Dataset):
     """Random (network input, HR) patch pairs cut from a list of images.
 
     The LR version of every image is made once, up front, with the exact MATLAB bicubic
-    (or another :data:`~srlib.degradations.DEGRADATIONS`); a training step only slices
-    and flips tensors, so the data pipeline never slows training down.
+    (or another :data:`~srlib.degradations.DEGRADATIONS`); a training step only copies
+    windows out of them, a whole batch at a time (:meth:`batch`), so the data pipeline
+    never slows training down.
 
     Args:
         images: dict or list of uint8 images (see :func:`load_set`, :func:`sample_images`).
@@ -236,31 +224,87 @@ class PatchDataset(Dataset):
             self.pairs[s] = pairs
         areas = np.array([hr.shape[-1] * hr.shape[-2] for _, hr in self.pairs[self.scales[0]]], dtype=np.float64)
         self.weights = areas / areas.sum()  # big images give proportionally more patches
+        cdf = self.weights.cumsum()
+        self._cdf = cdf / cdf[-1]  # a uniform u picks image i if cdf[i-1] <= u < cdf[i]; ends at exactly 1
+        # NumPy views of the same memory: slicing and flipping them costs far less than tensor ops.
+        self._arrays = [[(x.numpy(), y.numpy()) for x, y in self.pairs[s]] for s in self.scales]
+        self._input_sizes = np.array([[x.shape[-2:] for x, _ in pairs] for pairs in self._arrays])
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng((self.seed, index))
-        scale = self.scales[rng.integers(len(self.scales))] if len(self.scales) > 1 else self.scales[0]
-        net_in, hr = self.pairs[scale][rng.choice(len(self.weights), p=self.weights)]
-        hr_h, hr_w = hr.shape[-2:]
-        if self.upsampled:
-            top, left = (int(rng.integers(n - self.patch_size + 1)) for n in (hr_h, hr_w))
-            x = net_in[:, top: top + self.patch_size, left: left + self.patch_size]
-        else:
-            p = self.patch_size // scale
-            lr_top, lr_left = (int(rng.integers(n - p + 1)) for n in net_in.shape[-2:])
-            x = net_in[:, lr_top: lr_top + p, lr_left: lr_left + p]
-            top, left = lr_top * scale, lr_left * scale
-        y = hr[:, top: top + self.patch_size, left: left + self.patch_size]
-        if self.augment:
-            k = int(rng.integers(8))
-            x, y = _dihedral(x, k), _dihedral(y, k)
-        return x.contiguous(), y.contiguous()
+        x, y = self.batch([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """What a DataLoader calls to fetch a whole batch at once."""
+        return list(zip(*self.batch(indices)))
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patches ``indices``, stacked: network inputs ``(n, C, h, w)`` and HR targets ``(n, C, H, W)``.
+
+        The random choices of all patches are drawn together (:func:`_uniform`); then each patch
+        is a single copy from a view of its image, turned and flipped by striding alone.
+        """
+        n, p = len(indices), self.patch_size
+        p_in = p if self.upsampled else p // self.scales[0]  # one scale unless upsampled
+        u = _uniform(self.seed, indices, 5)  # per patch: scale, image, top, left, symmetry
+        scale_index = (u[:, 0] * len(self.scales)).astype(np.int64)
+        image = np.searchsorted(self._cdf, u[:, 1], side="right")
+        positions = self._input_sizes[scale_index, image] - p_in + 1  # (n, 2): where a patch can start
+        top, left = (u[:, 2:4] * positions).astype(np.int64).T
+        symmetry = (u[:, 4] * 8).astype(np.int64) if self.augment else np.zeros(n, np.int64)
+        channels = self.pairs[self.scales[0]][0][1].shape[0]
+        xs = np.empty((n, channels, p_in, p_in), np.float32)
+        ys = np.empty((n, channels, p, p), np.float32)
+        draws = zip(scale_index.tolist(), image.tolist(), top.tolist(), left.tolist(), symmetry.tolist())
+        for j, (s, i, row, col, k) in enumerate(draws):
+            net_in, hr = self._arrays[s][i]
+            f = 1 if self.upsampled else self.scales[s]  # HR pixels per input pixel
+            xs[j] = _dihedral_view(net_in[:, row: row + p_in, col: col + p_in], k)
+            ys[j] = _dihedral_view(hr[:, f * row: f * row + p, f * col: f * col + p], k)
+        return torch.from_numpy(xs), torch.from_numpy(ys)
 
 
-def _dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th of the 8 symmetries of the square: ``k % 4`` quarter turns, then a flip if ``k >= 4``."""
+def dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square: ``k % 4`` quarter turns, then a flip if ``k >= 4``.
+
+    These are the augmentations of :class:`PatchDataset` (``augment=True``).
+    """
     t = torch.rot90(t, k % 4, dims=(-2, -1))
     return t.flip(-1) if k >= 4 else t
+
+
+def _dihedral_view(a: np.ndarray, k: int) -> np.ndarray:
+    """:func:`dihedral` for a NumPy array, as a view: the same symmetry, no copy."""
+    turns = k % 4
+    if turns == 1:
+        a = a[..., ::-1].swapaxes(-1, -2)
+    elif turns == 2:
+        a = a[..., ::-1, ::-1]
+    elif turns == 3:
+        a = a.swapaxes(-1, -2)[..., ::-1]
+    return a[..., ::-1] if k >= 4 else a
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _uniform(seed: int, indices: list[int], n: int) -> np.ndarray:
+    """``n`` numbers in [0, 1) for every index: an ``(len(indices), n)`` array, a pure function of ``(seed, index)``.
+
+    A counter-based generator: SplitMix64's mixing function applied to the counter
+    ``(seed, index, draw)``. Unlike a seeded generator object per patch, it computes any
+    patch's numbers directly, for a whole batch in a few array operations.
+    """
+    key = _splitmix64(np.array([seed % 2**64], dtype=np.uint64))
+    counter = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(n) + np.arange(n, dtype=np.uint64)
+    return (_splitmix64(counter * _GOLDEN + key) >> np.uint64(11)) * 2.0**-53  # 53 random bits each
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function: a bijection of 64-bit words that scrambles every input bit."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1  # uint64 arithmetic wraps around, as the hash intends
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))

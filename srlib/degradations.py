@@ -59,7 +59,8 @@ def blur_lr(hr: torch.Tensor, scale: int, sigma: float = 1.6, size: int = 7) -> 
     return quantize(x[..., offset::scale, offset::scale])
 
 
-def noisy_lr(hr: torch.Tensor, scale: int, sigma: float = 30.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def noisy_lr(hr: torch.Tensor, scale: int, sigma: float = 30.0,
+             generator: torch.Generator | None = None) -> torch.Tensor:
     """DN: bicubic downscaling, then Gaussian noise of standard deviation ``sigma`` (0..255 units)."""
     _check(hr, scale)
     lr = imresize(hr, 1 / scale)

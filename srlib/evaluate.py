@@ -41,7 +41,8 @@ def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = 
     ``chop`` runs the network tile by tile (``True`` or a tile size in LR pixels) for images
     too large for memory; ``self_ensemble`` averages the 8 flips/rotations ("+" models).
     """
-    from .models.inference import chop_forward, self_ensemble as ensemble
+    from .inference import chop_forward
+    from .inference import self_ensemble as ensemble
 
     if upsampled is None:
         upsampled, _ = model_convention(model)

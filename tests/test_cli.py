@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srlib.cli import main
 from conftest import require_data
+from srlib.cli import main
+
+# End to end: a real (short) training run through the command line.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,17 @@ import pytest
 import torch
 from PIL import Image
 
-from srlib.data import (TEST_SAMPLES, TRAIN_SAMPLES, PatchDataset, center_crops, data_root, load_image, load_set,
-                        sample_images, to_tensor)
+from srlib.data import (
+    TEST_SAMPLES,
+    TRAIN_SAMPLES,
+    PatchDataset,
+    center_crops,
+    load_image,
+    load_set,
+    sample_images,
+    to_tensor,
+)
+from srlib.datasets import data_root
 from srlib.degradations import bicubic_lr, blur_lr, degrade, noisy_lr, upsample_bicubic
 from srlib.imresize import imresize
 

@@ -1,4 +1,4 @@
-"""Tests for data_scripts/download.py against a local HTTP server (127.0.0.1 only)."""
+"""Tests for srlib.datasets (and its two command lines) against a local HTTP server (127.0.0.1 only)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,19 +12,22 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from srlib import data  # noqa: E402
+from srlib import datasets as dl  # noqa: E402
 
-from data_scripts import download as dl  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = [sys.executable, str(ROOT / "data_scripts" / "download.py")]
+MODULE = [sys.executable, "-m", "srlib", "download"]
 
 QUIET = dict(progress=False, log=None, timeout=5)
 
@@ -216,11 +219,24 @@ def test_real_tables_are_consistent():
             assert facts["width"] > 0 and facts["height"] > 0
 
 
-def test_cli_list_runs():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "data_scripts" / "download.py"), "--list"],
-        capture_output=True, text=True, timeout=60,
-    )
+def test_tables_ship_inside_the_package():
+    folder = Path(dl.__file__).parent / "data_sources"
+    assert (folder / "sources.json").is_file() and (folder / "checksums.tsv").is_file()
+    assert not (ROOT / "data_scripts" / "sources.json").exists()
+    assert list(dl.SETS) == list(dl.load_sources()) and data.SETS is dl.SETS
+
+
+@pytest.mark.parametrize("command", [SCRIPT, MODULE], ids=["script", "module"])
+def test_help_exits_zero(command):
+    proc = subprocess.run(command + ["--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--list", "--root", "--from-archive", "--force"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize("command", [SCRIPT, MODULE], ids=["script", "module"])
+def test_cli_list_runs(command):
+    proc = subprocess.run(command + ["--list"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     for name in ("Set5", "Set14", "BSD100", "Urban100", "T91", "BSD200", "General100",
                  "DIV2K_train_HR", "DIV2K_valid_HR"):
@@ -364,20 +380,31 @@ def test_resume_from_partial_file(serve, tmp_path):
     assert leftovers(tmp_path) == ["S", "S/0.png", "S/1.png", "S/2.png"]
 
 
+def noise_png(seed: int, size=(200, 150)) -> bytes:
+    """An incompressible PNG, so that an archive of a few of them spans several download chunks."""
+    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_interrupted_download_is_resumed_on_the_next_run(serve, tmp_path):
-    members = {f"S/{i}.png": png_bytes(i, (64, 48)) for i in range(3)}
+    members = {f"S/{i}.png": noise_png(i) for i in range(3)}
     data = make_zip(members)
+    cut = 2 * dl.CHUNK_SIZE  # urllib3 drops a chunk it could not fill, so the break falls on a chunk boundary
+    assert len(data) > cut + dl.CHUNK_SIZE
     server = serve({"s.zip": data})
-    server.cut_after["s.zip"] = 1000  # the first transfer breaks off after 1000 bytes
+    server.cut_after["s.zip"] = cut  # the first transfer breaks off after `cut` bytes
     sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S",
                                    images=3, sha256=sha(data))}
-    with pytest.raises(dl.NetworkError):
+    with pytest.raises(dl.NetworkError, match="interrupted|stopped"):
         dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
     part = tmp_path / dl.DOWNLOADS_DIR / "s.zip.part"
-    assert part.stat().st_size == 1000
+    assert part.stat().st_size == cut
+    assert part.read_bytes() == data[:cut]
     assert not (tmp_path / "S").exists()
     dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
-    assert server.requests[-1] == ("s.zip", "bytes=1000-", 206)
+    assert server.requests[-1] == ("s.zip", f"bytes={cut}-", 206)
     assert sorted(os.listdir(tmp_path / "S")) == ["0.png", "1.png", "2.png"]
     assert not part.exists()
 
@@ -395,12 +422,36 @@ def test_server_without_range_support_restarts_cleanly(serve, tmp_path):
     assert sorted(os.listdir(tmp_path / "S")) == ["a.png", "b.png"]
 
 
+def test_complete_part_file_from_an_earlier_run_restarts_cleanly(serve, tmp_path):
+    data = make_zip({"S/a.png": png_bytes(1)})
+    server = serve({"s.zip": data})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
+    downloads = tmp_path / dl.DOWNLOADS_DIR
+    downloads.mkdir(parents=True)
+    (downloads / "s.zip.part").write_bytes(data)  # interrupted between the last byte and the rename
+    dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
+    assert server.requests == [("s.zip", f"bytes={len(data)}-", 416), ("s.zip", None, 200)]
+    assert leftovers(tmp_path) == ["S", "S/a.png"]
+
+
+def test_file_by_file_source_with_a_wrong_checksum_is_refused(serve, tmp_path):
+    good, bad = png_bytes(1), png_bytes(2)
+    server = serve({"set/a.png": bad})
+    checksums = {"T": {"a.png": {"width": 8, "height": 6, "sha256": sha(good), "pixel_sha256": None}}}
+    sources = {"T": {"images": 1, "mirrors": [{"type": "files", "base_url": server.url("set/")}]}}
+    with pytest.raises(dl.VerificationError, match="a.png: sha256"):
+        dl.download("T", tmp_path, sources=sources, checksums=checksums, **QUIET)
+    assert leftovers(tmp_path) == []
+
+
 def test_no_network_gives_hand_download_instructions(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}/toy.zip"
     sources = {"Toy": archive_source(url, filename="toy.zip", member_dir="Toy", images=1)}
     root = tmp_path / "data"
+    start = time.monotonic()
     with pytest.raises(dl.NetworkError) as err:
         dl.download("Toy", root, sources=sources, checksums={}, **QUIET)
+    assert time.monotonic() - start < 1.0  # no waiting for a timeout
     msg = str(err.value)
     assert url in msg
     assert "connection refused" in msg
@@ -409,15 +460,16 @@ def test_no_network_gives_hand_download_instructions(tmp_path):
     assert leftovers(root) == []
 
 
-def test_cli_without_network_exits_nonzero_without_traceback(tmp_path):
+@pytest.mark.parametrize("command", [SCRIPT, MODULE], ids=["script", "module"])
+def test_cli_without_network_exits_nonzero_without_traceback(tmp_path, command):
     url = f"http://127.0.0.1:{closed_port()}/toy.zip"
     table = tmp_path / "sources.json"
     table.write_text(json.dumps(
         {"Toy": archive_source(url, filename="toy.zip", member_dir="Toy", images=1)}))
     root = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "data_scripts" / "download.py"), "Toy", "--root", str(root),
-         "--sources", str(table), "--checksums", str(tmp_path / "none.tsv"), "--timeout", "5"],
+        command + ["Toy", "--root", str(root), "--sources", str(table),
+                   "--checksums", str(tmp_path / "none.tsv"), "--timeout", "5"],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1
@@ -451,7 +503,7 @@ def test_archive_shared_by_two_sets_is_downloaded_once(serve, tmp_path):
         "A": archive_source(server.url("bench.zip"), filename="bench.zip", member_dir="A/HR", images=1),
         "B": archive_source(server.url("bench.zip"), filename="bench.zip", member_dir="B/HR", images=2),
     }
-    results = dl.download_many(["A", "B"], tmp_path, sources=sources, checksums={}, **QUIET)
+    results = dl.download(["A", "B"], tmp_path, sources=sources, checksums={}, **QUIET)
     assert results == {"A": tmp_path / "A", "B": tmp_path / "B"}
     assert len(server.requests) == 1
     assert leftovers(tmp_path) == ["A", "A/a.png", "B", "B/b1.png", "B/b2.png"]
@@ -521,6 +573,54 @@ def test_default_root_comes_from_environment(monkeypatch, tmp_path):
     assert dl.data_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("SRLIB_DATA")
     assert dl.data_root() == Path("data")
+
+
+@pytest.mark.parametrize("env", [None, "", "some/where"], ids=["unset", "empty", "set"])
+def test_data_root_is_one_definition(monkeypatch, env):
+    if env is None:
+        monkeypatch.delenv("SRLIB_DATA", raising=False)
+    else:
+        monkeypatch.setenv("SRLIB_DATA", env)
+    assert data.data_root is dl.data_root
+    assert data.data_root() == dl.data_root() == Path(env or "data")
+    assert dl.data_root("") == Path(env or "data")  # an empty --root counts as not given
+    assert dl.data_root("mine") == Path("mine")
+
+
+def test_load_set_reads_what_download_installs(serve, tmp_path, monkeypatch):
+    server = serve({"s.zip": make_zip({"S/a.png": png_bytes(1), "S/b.png": png_bytes(2)})})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=2)}
+    monkeypatch.setenv("SRLIB_DATA", str(tmp_path))
+    dl.download("S", sources=sources, checksums={}, **QUIET)
+    images = data.load_set("S")
+    assert sorted(images) == ["a", "b"] and images["a"].shape == (6, 8, 3)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("filename", "../evil.zip"), ("filename", "/tmp/srlib-test-evil.zip"),
+    ("rename", {"a.png": "../../evil.png"}), ("rename", {"a.png": "/tmp/srlib-test-evil.png"}),
+])
+def test_unsafe_names_in_the_table_are_refused_before_anything_is_written(serve, tmp_path, field, value):
+    server = serve({"s.zip": make_zip({"S/a.png": png_bytes(1)})})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
+    sources["S"]["mirrors"][0][field] = value
+    root = tmp_path / "root"
+    with pytest.raises(dl.UnsafeSourceError, match="refusing"):
+        dl.download("S", root, sources=sources, checksums={}, **QUIET)
+    archive = tmp_path / "hand.zip"
+    archive.write_bytes(make_zip({"S/a.png": png_bytes(1)}))
+    with pytest.raises(dl.UnsafeSourceError, match="refusing"):
+        dl.install_from_archive("S", archive, root, sources=sources, checksums={}, log=None)
+    assert not root.exists() and server.requests == []
+    assert not (tmp_path / "evil.zip").exists() and not Path("/tmp/srlib-test-evil.zip").exists()
+
+
+def test_unsafe_installed_file_names_are_refused(tmp_path):
+    sources = {"S": archive_source("http://127.0.0.1:9/s.zip", filename="s.zip", member_dir="S", images=1)}
+    checksums = {"S": {"../a.png": {"width": 8, "height": 6, "sha256": "0" * 64, "pixel_sha256": None}}}
+    with pytest.raises(dl.UnsafeSourceError, match="'../a.png'"):
+        dl.download("S", tmp_path / "root", sources=sources, checksums=checksums, **QUIET)
+    assert not (tmp_path / "root").exists()
 
 
 def _write_json(path: Path, obj) -> str:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from srlib.imresize import cubic, imresize, resize_matrix
 from conftest import require_data
+from srlib.imresize import cubic, imresize, resize_matrix
 
 
 def matlab_cases():

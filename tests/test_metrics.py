@@ -3,12 +3,11 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from conftest import require_data
 from srlib.color import quantize, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
-from srlib.data import load_set
+from srlib.data import load_set, to_tensor
 from srlib.degradations import bicubic_lr, upsample_bicubic
 from srlib.metrics import crop_border, mod_crop, psnr, sr_metrics, ssim
-from srlib.data import to_tensor
-from conftest import require_data
 
 
 def test_y_of_pure_colours_matches_bt601_studio_range():

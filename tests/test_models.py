@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from srlib.inference import chop_forward, output_factor, self_ensemble
 from srlib.models import REGISTRY, build, count_parameters, list_models, rebuild, spec
-from srlib.models.inference import chop_forward, receptive_radius, self_ensemble
-from srlib.models.profile import count_macs, profile
+from srlib.profile import count_macs, profile, receptive_radius
 
 NAMES = list(REGISTRY)
 
@@ -229,8 +229,6 @@ def test_espcn_matches_the_layers_described_in_the_paper():
 
 def test_espcn_hr_space_twin_has_the_same_layers_without_the_shuffle():
     # The comparison behind the paper's speed claim: the same network on the upsampled image.
-    from srlib.models.inference import output_factor
-
     model, twin = build("espcn", 3), build("espcn", 3, space="hr")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     twin_convs = [m for m in twin.modules() if isinstance(m, nn.Conv2d)]

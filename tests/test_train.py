@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from srlib import train
-from srlib.train import (BUDGET_NAMES, Budget, History, budget, budget_table, fit, get_budget,
-                         load_checkpoint, save_checkpoint, train_or_load)
+from srlib import checkpoint
+from srlib.budget import BUDGET_NAMES, Budget, budget, budget_table, get_budget
+from srlib.checkpoint import load_checkpoint, save_checkpoint
+from srlib.train import History, fit, train_or_load
 
 
 class TinyNet(nn.Module):
@@ -337,7 +338,7 @@ def test_a_failed_save_never_leaves_a_half_written_file(tmp_path, monkeypatch):
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(train.torch, "save", save_half_then_die)
+    monkeypatch.setattr(checkpoint.torch, "save", save_half_then_die)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, step=2)
     monkeypatch.undo()
@@ -398,7 +399,7 @@ def test_load_model_rebuilds_through_the_registry(tmp_path, monkeypatch):
     fake_registry = types.ModuleType("srlib.models")
     fake_registry.rebuild = lambda name, config: TinyNet(**config)
     monkeypatch.setitem(sys.modules, "srlib.models", fake_registry)
-    rebuilt = train.load_model(path)
+    rebuilt = checkpoint.load_model(path)
     assert isinstance(rebuilt, TinyNet) and not rebuilt.training
     assert same_weights(rebuilt, model) and rebuilt.srlib_history.steps == [1, 2]
 
@@ -408,3 +409,99 @@ def test_history_round_trips_through_json():
     h = History(steps=[1, 2], loss=[0.5, 0.25], lr=[1e-3, 1e-3], val=[(2, 30.5)], seconds=1.5)
     again = History.from_dict(json.loads(json.dumps(h.to_dict())))
     assert again == h and again.best_psnr == 30.5
+
+
+# ---------------------------------------------------------------------------- data order and batches
+
+
+class PurePairs(BlurPairs):
+    """Item ``i`` depends on ``i`` alone (flipped when ``i`` is odd): no generator is consumed."""
+
+    def __getitem__(self, i):
+        x, y = self.x[i % len(self.x)], self.y[i % len(self.y)]
+        return (x.flip(-1), y.flip(-1)) if i % 2 else (x, y)
+
+
+class PureBatches(PurePairs):
+    """The same items, also cut a whole batch at a time, as PatchDataset does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def batch(self, indices):
+        self.calls.append(len(indices))
+        items = [self[i] for i in indices]
+        return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
+def test_batch_method_is_used_and_changes_nothing(tmp_path):
+    per_item, whole = make_model(), make_model()
+    ha = fit(per_item, PurePairs(), steps=9, **QUIET)
+    data = PureBatches()
+    hb = fit(whole, data, steps=9, **QUIET)
+    assert ha.loss == hb.loss and same_weights(per_item, whole)
+    assert data.calls and set(data.calls) == {128}  # several batches per call, 4 patches each
+
+    def power_cut(model):
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):  # resuming a batch-cut run is exact too
+        fit(make_model(), PureBatches(), steps=9, checkpoint=tmp_path / "run.pt", checkpoint_every=4,
+            validate=power_cut, eval_every=6, **QUIET)
+    assert load_checkpoint(tmp_path / "run.pt")["step"] == 4
+    resumed = make_model(seed=3)
+    hc = fit(resumed, PureBatches(), steps=9, checkpoint=tmp_path / "run.pt", **QUIET)
+    assert hc.loss == ha.loss and same_weights(resumed, per_item)
+
+
+def test_shuffled_batches_jump_straight_to_any_batch():
+    from itertools import islice
+
+    from srlib.train import _shuffled_batches
+
+    n, batch_size = 10, 3  # 3 whole batches per epoch, the 10th index left out each epoch
+    stream = list(islice(_shuffled_batches(n, batch_size, seed=5, start_batch=0), 12))
+    for epoch in range(4):
+        indices = [i for b in stream[3 * epoch: 3 * epoch + 3] for i in b]
+        assert len(set(indices)) == 9 and all(0 <= i < n for i in indices)
+    assert stream[:3] != stream[3:6]  # a fresh permutation every epoch
+    for start in (1, 3, 7):
+        assert list(islice(_shuffled_batches(n, batch_size, seed=5, start_batch=start), 12 - start)) == stream[start:]
+    assert list(islice(_shuffled_batches(n, batch_size, seed=6, start_batch=0), 3)) != stream[:3]
+
+
+def test_bad_optimizer_and_clip_mode_fail_before_training():
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(make_model(), BlurPairs(), steps=2, optimizer="adamw", **QUIET)
+    with pytest.raises(ValueError, match="clip_mode"):
+        fit(make_model(), BlurPairs(), steps=2, clip_grad=1.0, clip_mode="l1", **QUIET)
+
+
+def test_each_name_has_one_home():
+    import srlib.budget
+    import srlib.checkpoint
+    import srlib.device
+    import srlib.train
+
+    exported = [name for m in (srlib.budget, srlib.checkpoint, srlib.device, srlib.train) for name in m.__all__]
+    assert len(exported) == len(set(exported))  # no name is exported from two modules
+    for module in (srlib.budget, srlib.checkpoint, srlib.device, srlib.train):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            assert getattr(obj, "__module__", module.__name__) == module.__name__, f"{name} is defined elsewhere"
+
+
+@pytest.mark.slow
+def test_loop_benchmark_runs(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "loop.py"
+    spec = importlib.util.spec_from_file_location("loop_benchmark", path)
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    monkeypatch.setenv("SRLIB_DATA", str(tmp_path))  # no data sets there: the bundled photographs
+    loop.main(["--steps", "4", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "scikit-image samples" in out and "bare loop" in out and "fit" in out and "ratio" in out

@@ -21,10 +21,11 @@ input of h x w pixels and scale factor s (r in ESPCN's notation).
 
 The figures are wide: in a page, wrap the figure in ``::::{div} full-width`` (the theme then lets
 it use the right margin too) so that its text stays legible; ``{container}`` does not work for
-this, the theme resets the width of containers. The output is deterministic: the fonts are matplotlib's bundled DejaVu Sans, the pixel
-icons are computed from formulas, and the PNG metadata carries no software version or date, so
-re-running the script reproduces the files byte for byte with the same matplotlib version. Each
-file is written to a temporary name first and renamed, so a reader never sees a half-written PNG.
+this, the theme resets the width of containers. The output is deterministic: the fonts are
+matplotlib's bundled DejaVu Sans, the pixel icons are computed from formulas, and the PNG
+metadata carries no software version or date, so re-running the script reproduces the files
+byte for byte with the same matplotlib version. Each file is written to a temporary name first
+and renamed, so a reader never sees a half-written PNG.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class Canvas:
     def pipeline(self, items, yc, x0=0.3):
         """Draw items left to right, joined by arrows; return each item's (left, right) extent."""
         spans, x = [], x0
-        for i, item in enumerate(items):
+        for item in items:
             drawn, total = _footprint(item)
             left = x + (total - drawn) / 2
             if item["kind"] == "image":
@@ -344,7 +345,8 @@ def draw_espcn(path: Path) -> None:
     ]
     explain = ("Channel k = a·r + b of the last\nconvolution predicts the pixel at\noffset (a, b) of every "
                "r × r block\nof the output (one colour per\nchannel here): a reshape, no weights.")
-    note = "ESPCN with r = 3, C = 1:\nabout 23K parameters. The\nconvolutions see h × w pixels,\nr² times fewer than the\noutput has."
+    note = ("ESPCN with r = 3, C = 1:\nabout 23K parameters. The\nconvolutions see h × w pixels,\n"
+            "r² times fewer than the\noutput has.")
     explain_w = max(text_width(t) for t in explain.split("\n"))
     note_w = max(text_width(t) for t in note.split("\n"))
     panel_w = 0.3 + explain_w + 0.6 + 10.0 + 0.6 + note_w + 0.3

@@ -13,8 +13,6 @@ live here once:
 * :class:`ChannelAttention` and :class:`RCAB` -- squeeze-and-excitation style channel
   attention inside a residual block (Zhang et al., RCAN, ECCV 2018, Sec. 3.3-3.4), used
   by DRN;
-* :class:`SRModel` -- a thin ``nn.Module`` base class that checks the input tensor, so
-  every model fails the same clear way when given the wrong number of channels;
 * :func:`charbonnier` -- the robust L1 penalty of LapSRN.
 
 Everything works on float tensors of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
@@ -27,7 +25,6 @@ import torch
 from torch import nn
 
 __all__ = [
-    "SRModel",
     "conv",
     "ResBlock",
     "Upsampler",
@@ -41,41 +38,6 @@ __all__ = [
 
 # Mean colour of the DIV2K training images, in [0, 1] (the values EDSR-PyTorch and DRN use).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-class SRModel(nn.Module):
-    """Base class of every network in the zoo.
-
-    Subclasses set two class attributes that describe their interface:
-
-    * ``input_kind``: ``"lr"`` when the network takes the low-resolution image and
-      enlarges it itself, ``"upsampled"`` when it takes the bicubic-upsampled image and
-      returns an image of the same size (SRCNN, VDSR, DRCN, DRRN);
-    * ``in_channels``: 1 for networks trained on the luminance (Y) channel, 3 for RGB.
-
-    ``self.scale`` is set by the subclass; the registry adds ``srlib_name`` and
-    ``srlib_config`` after construction.
-    """
-
-    input_kind: str = "lr"
-    in_channels: int = 1
-
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise a ``ValueError`` that says what is wrong with ``x``, if anything is."""
-        name = type(self).__name__
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name} expects a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4:
-            raise ValueError(
-                f"{name} expects a batch of shape (N, {self.in_channels}, H, W), "
-                f"got a tensor with shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            what = "Y (luminance)" if self.in_channels == 1 else "RGB"
-            raise ValueError(
-                f"{name} works on {self.in_channels}-channel {what} images: expected "
-                f"shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:

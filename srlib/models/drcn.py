@@ -41,79 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import SRModel, conv
-
-PAPER = (
-    "J. Kim, J. K. Lee, K. M. Lee. Deeply-Recursive Convolutional Network for Image "
-    "Super-Resolution. CVPR 2016."
-)
-SCALES = (2, 3, 4)
-INPUT = "upsampled"
-CHANNELS = 1
-SIZES = {
-    "paper": {"n_feats": 256, "recursions": 16, "alpha_decay_steps": 10_000},
-    # 16 filters, 8 recursions: ~7K parameters. DRCN's cost is in the recursions (every
-    # one also runs the reconstruction net), so the width has to go down a lot for a CPU.
-    "quick": {"n_feats": 16, "recursions": 8, "alpha_decay_steps": 100},
-}
-SIZE_NOTES = {
-    "paper": "256 filters, 16 recursions",
-    "quick": "16 filters, 8 recursions (~7K parameters); alpha reaches 0 after 100 steps",
-}
-PAPER_PARAMS = {"paper": 1_770_000}
-DESCRIPTION = "Embedding net, one 3x3 conv applied 16 times with shared weights, shared reconstruction after every recursion, learned ensemble."
-
-
-class DRCN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000):
-        super().__init__()
-        if recursions < 1:
-            raise ValueError(f"DRCN needs at least one recursion, got {recursions}")
-        self.scale = scale  # bookkeeping only: the image size does not change
-        self.recursions = recursions
-        self.alpha_decay_steps = alpha_decay_steps
-        self.alpha: float | None = None  # None: follow the linear decay schedule
-        self.embedding = nn.Sequential(
-            conv(CHANNELS, n_feats, 3), nn.ReLU(inplace=True),
-            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
-        )
-        self.recursive_conv = conv(n_feats, n_feats, 3)  # the one layer that is reused D times
-        self.reconstruction = nn.Sequential(
-            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
-            conv(n_feats, CHANNELS, 3),
-        )
-        self.ensemble_weights = nn.Parameter(torch.full((recursions,), 1.0 / recursions))
-        # How many training steps the loss has seen; drives the alpha schedule.
-        self.register_buffer("supervision_step", torch.zeros((), dtype=torch.long))
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-
-    def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble."""
-        self.check_input(x)
-        hidden = self.embedding(x)
-        predictions = []
-        for _ in range(self.recursions):
-            hidden = F.relu(self.recursive_conv(hidden))
-            predictions.append(x + self.reconstruction(hidden))  # skip connection
-        final = sum(w * y for w, y in zip(self.ensemble_weights, predictions))
-        return predictions, final
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[1]
-
-    def current_alpha(self) -> float:
-        """The alpha the loss will use now (see the module docstring)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        if self.alpha_decay_steps <= 0:
-            return 0.0
-        return max(0.0, 1.0 - int(self.supervision_step) / self.alpha_decay_steps)
+from .base import ModelSpec, SRModel
+from .common import conv
 
 
 def loss(model: DRCN, net_input: torch.Tensor, hr: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
@@ -132,4 +61,81 @@ def loss(model: DRCN, net_input: torch.Tensor, hr: torch.Tensor, alpha: float | 
     return alpha * intermediate + (1 - alpha) * final_term
 
 
-MODEL = DRCN
+SPEC = ModelSpec(
+    name="drcn",
+    paper_name="DRCN",
+    paper=(
+        "J. Kim, J. K. Lee, K. M. Lee. Deeply-Recursive Convolutional Network for Image "
+        "Super-Resolution. CVPR 2016."
+    ),
+    scales=(2, 3, 4),
+    input="upsampled",
+    channels=1,
+    sizes={
+        "paper": {"n_feats": 256, "recursions": 16, "alpha_decay_steps": 10_000},
+        # 16 filters, 8 recursions: ~7K parameters. DRCN's cost is in the recursions (every
+        # one also runs the reconstruction net), so the width has to go down a lot for a CPU.
+        "quick": {"n_feats": 16, "recursions": 8, "alpha_decay_steps": 100},
+    },
+    size_notes={
+        "paper": "256 filters, 16 recursions",
+        "quick": "16 filters, 8 recursions (~7K parameters); alpha reaches 0 after 100 steps",
+    },
+    paper_params={"paper": 1_770_000},
+    loss=loss,
+    description="Embedding net, one 3x3 conv applied 16 times with shared weights, shared reconstruction "
+                "after every recursion, learned ensemble.",
+)
+
+
+class DRCN(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000):
+        if recursions < 1:
+            raise ValueError(f"DRCN needs at least one recursion, got {recursions}")
+        super().__init__(scale)  # bookkeeping only: the image size does not change
+        channels = self.in_channels
+        self.recursions = recursions
+        self.alpha_decay_steps = alpha_decay_steps
+        self.alpha: float | None = None  # None: follow the linear decay schedule
+        self.embedding = nn.Sequential(  # embedding net f1
+            conv(channels, n_feats, 3), nn.ReLU(inplace=True),
+            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
+        )
+        # Inference net f2: the one layer that is applied D times, H_d = max(0, W * H_{d-1} + b).
+        self.recursive_conv = conv(n_feats, n_feats, 3)
+        self.recursive_relu = nn.ReLU(inplace=True)
+        self.reconstruction = nn.Sequential(  # reconstruction net f3, shared by all recursions
+            conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
+            conv(n_feats, channels, 3),
+        )
+        self.ensemble_weights = nn.Parameter(torch.full((recursions,), 1.0 / recursions))
+        # How many training steps the loss has seen; drives the alpha schedule.
+        self.register_buffer("supervision_step", torch.zeros((), dtype=torch.long))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble."""
+        self.check_input(x)
+        hidden = self.embedding(x)
+        predictions = []
+        for _ in range(self.recursions):
+            hidden = self.recursive_relu(self.recursive_conv(hidden))
+            predictions.append(x + self.reconstruction(hidden))  # skip connection
+        final = sum(w * y for w, y in zip(self.ensemble_weights, predictions))
+        return predictions, final
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[1]
+
+    def current_alpha(self) -> float:
+        """The alpha the loss will use now (see the module docstring)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        if self.alpha_decay_steps <= 0:
+            return 0.0
+        return max(0.0, 1.0 - int(self.supervision_step) / self.alpha_decay_steps)

@@ -46,103 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import RCAB, MeanShift, SRModel, Upsampler, conv
+from .base import ModelSpec, SRModel
+from .common import RCAB, MeanShift, Upsampler, conv
 
-PAPER = (
-    "Y. Guo, J. Chen, J. Wang, Q. Chen, J. Cao, Z. Deng, Y. Xu, M. Tan. Closed-loop "
-    "Matters: Dual Regression Networks for Single Image Super-Resolution. CVPR 2020."
-)
-SCALES = (4, 8)
-INPUT = "lr"
-CHANNELS = 3
 DUAL_WEIGHT = 0.1  # lambda of the training objective
-# A value given as {scale: value} is picked for the scale being built. The x8 networks use
-# fewer base features because the bottleneck has 2^3 times as many channels.
-SIZES = {
-    "paper": {"n_feats": {4: 16, 8: 8}, "n_blocks": 30},  # DRN-S
-    "large": {"n_feats": {4: 20, 8: 10}, "n_blocks": {4: 40, 8: 36}},  # DRN-L
-    "quick": {"n_feats": {4: 8, 8: 4}, "n_blocks": 2},  # two RCABs per up block
-}
-SIZE_NOTES = {
-    "paper": "DRN-S: 16 base features and 30 RCABs per up block (x4); 8 and 30 (x8)",
-    "large": "DRN-L: 20 base features and 40 RCABs (x4); 10 and 36 (x8)",
-    "quick": "8 base features (x4) or 4 (x8), 2 RCABs per up block",
-}
-PAPER_PARAMS = {"paper": {4: 4_800_000, 8: 5_400_000}, "large": {4: 9_800_000, 8: 10_000_000}}
-DESCRIPTION = "U-Net-like primal network on the bicubic-upsampled input with RCAB up blocks and outputs at every scale, plus dual networks mapping each output back down; L1 + 0.1 L1(dual)."
-
-
-def down_block(in_channels: int, hidden: int, out_channels: int, negative_slope: float = 0.2) -> nn.Sequential:
-    """Halve the resolution: stride-2 conv 3x3 + LeakyReLU, then conv 3x3 (no biases)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, stride=2, padding=1, bias=False),
-        nn.LeakyReLU(negative_slope, inplace=True),
-        nn.Conv2d(hidden, out_channels, 3, padding=1, bias=False),
-    )
-
-
-class DRN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 4, n_feats: int = 16, n_blocks: int = 30, reduction: int = 16):
-        super().__init__()
-        if scale not in SCALES:
-            raise ValueError(f"DRN works at scales {SCALES}, got {scale}")
-        self.scale = scale
-        self.phases = phases = int(math.log2(scale))
-        self.sub_mean = MeanShift(sign=-1)
-        self.add_mean = MeanShift(sign=+1)
-        self.head = conv(CHANNELS, n_feats, 3)
-
-        # Level k has resolution HR / 2^k and, on the way down, n_feats * 2^k channels.
-        width = lambda k: n_feats * 2**k  # noqa: E731  (channels at level k)
-        self.down = nn.ModuleList(down_block(width(k), width(k), width(k + 1)) for k in range(phases))
-
-        # Up block from level k+1 to level k, for k = phases-1 down to 0. Its input is the
-        # bottleneck (width(phases)) or a concatenation of two width(k+1) tensors.
-        self.up = nn.ModuleList()
-        for k in reversed(range(phases)):
-            channels = width(phases) if k == phases - 1 else 2 * width(k + 1)
-            self.up.append(nn.Sequential(
-                *(RCAB(channels, 3, reduction) for _ in range(n_blocks)),
-                Upsampler(2, channels),
-                nn.Conv2d(channels, width(k), 1),
-            ))
-
-        # One image-producing conv for the bottleneck and one after each up block.
-        self.tails = nn.ModuleList([conv(width(phases), CHANNELS, 3)])
-        for k in reversed(range(phases)):
-            self.tails.append(conv(2 * width(k), CHANNELS, 3))
-
-        # Dual networks: dual_models[i] maps the output at level phases-1-i down one level.
-        self.dual_models = nn.ModuleList(down_block(CHANNELS, n_feats, CHANNELS) for _ in range(phases))
-
-    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Images at every scale, smallest first: ``[LR size, x2, ..., x scale]``."""
-        self.check_input(x)
-        upsampled = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        features = self.head(self.sub_mean(upsampled))
-        skips = []
-        for down in self.down:
-            skips.append(features)
-            features = down(features)
-        outputs = [self.add_mean(self.tails[0](features))]
-        for up, tail, skip in zip(self.up, self.tails[1:], reversed(skips)):
-            features = torch.cat([up(features), skip], dim=1)
-            outputs.append(self.add_mean(tail(features)))
-        return outputs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[-1]
-
-    def dual(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Map every output but the smallest one scale down: ``D(P(x))``."""
-        return [dual(output) for dual, output in zip(self.dual_models, outputs[1:])]
-
-    def primal_parameters(self):
-        """Parameters of the primal network only (the count the paper reports)."""
-        return (p for name, p in self.named_parameters() if not name.startswith("dual_models."))
 
 
 def loss(model: DRN, net_input: torch.Tensor, hr: torch.Tensor, dual_weight: float = DUAL_WEIGHT) -> torch.Tensor:
@@ -166,4 +73,101 @@ def loss(model: DRN, net_input: torch.Tensor, hr: torch.Tensor, dual_weight: flo
     return primal + dual_weight * dual
 
 
-MODEL = DRN
+SPEC = ModelSpec(
+    name="drn",
+    paper_name="DRN",
+    paper=(
+        "Y. Guo, J. Chen, J. Wang, Q. Chen, J. Cao, Z. Deng, Y. Xu, M. Tan. Closed-loop "
+        "Matters: Dual Regression Networks for Single Image Super-Resolution. CVPR 2020."
+    ),
+    scales=(4, 8),
+    input="lr",
+    channels=3,
+    # A value given as {scale: value} is picked for the scale being built. The x8 networks use
+    # fewer base features because the bottleneck has 2^3 times as many channels.
+    sizes={
+        "paper": {"n_feats": {4: 16, 8: 8}, "n_blocks": 30},  # DRN-S
+        "large": {"n_feats": {4: 20, 8: 10}, "n_blocks": {4: 40, 8: 36}},  # DRN-L
+        "quick": {"n_feats": {4: 8, 8: 4}, "n_blocks": 2},  # two RCABs per up block
+    },
+    size_notes={
+        "paper": "DRN-S: 16 base features and 30 RCABs per up block (x4); 8 and 30 (x8)",
+        "large": "DRN-L: 20 base features and 40 RCABs (x4); 10 and 36 (x8)",
+        "quick": "8 base features (x4) or 4 (x8), 2 RCABs per up block",
+    },
+    paper_params={"paper": {4: 4_800_000, 8: 5_400_000}, "large": {4: 9_800_000, 8: 10_000_000}},
+    loss=loss,
+    description="U-Net-like primal network on the bicubic-upsampled input with RCAB up blocks and outputs at "
+                "every scale, plus dual networks mapping each output back down; L1 + 0.1 L1(dual).",
+)
+
+
+def down_block(in_channels: int, hidden: int, out_channels: int, negative_slope: float = 0.2) -> nn.Sequential:
+    """Halve the resolution: stride-2 conv 3x3 + LeakyReLU, then conv 3x3 (no biases)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden, 3, stride=2, padding=1, bias=False),
+        nn.LeakyReLU(negative_slope, inplace=True),
+        nn.Conv2d(hidden, out_channels, 3, padding=1, bias=False),
+    )
+
+
+class DRN(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 4, n_feats: int = 16, n_blocks: int = 30, reduction: int = 16):
+        super().__init__(scale)
+        channels = self.in_channels
+        self.phases = phases = int(math.log2(self.scale))
+        # The primal network P. Its first layer is the bicubic upsampling to the HR size.
+        self.upsample_input = nn.Upsample(scale_factor=self.scale, mode="bicubic", align_corners=False)
+        self.sub_mean = MeanShift(sign=-1)
+        self.add_mean = MeanShift(sign=+1)
+        self.head = conv(channels, n_feats, 3)
+
+        # Level k has resolution HR / 2^k and, on the way down, n_feats * 2^k channels.
+        width = lambda k: n_feats * 2**k  # noqa: E731  (channels at level k)
+        self.down = nn.ModuleList(down_block(width(k), width(k), width(k + 1)) for k in range(phases))
+
+        # Up block from level k+1 to level k, for k = phases-1 down to 0. Its input is the
+        # bottleneck (width(phases)) or a concatenation of two width(k+1) tensors.
+        self.up = nn.ModuleList()
+        for k in reversed(range(phases)):
+            up_channels = width(phases) if k == phases - 1 else 2 * width(k + 1)
+            self.up.append(nn.Sequential(
+                *(RCAB(up_channels, 3, reduction) for _ in range(n_blocks)),
+                Upsampler(2, up_channels),
+                nn.Conv2d(up_channels, width(k), 1),
+            ))
+
+        # One image-producing conv for the bottleneck and one after each up block.
+        self.tails = nn.ModuleList([conv(width(phases), channels, 3)])
+        for k in reversed(range(phases)):
+            self.tails.append(conv(2 * width(k), channels, 3))
+
+        # The dual networks D: dual_models[i] maps the output at level phases-1-i down one level.
+        self.dual_models = nn.ModuleList(down_block(channels, n_feats, channels) for _ in range(phases))
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Images at every scale, smallest first: ``[LR size, x2, ..., x scale]``."""
+        self.check_input(x)
+        features = self.head(self.sub_mean(self.upsample_input(x)))
+        skips = []
+        for down in self.down:
+            skips.append(features)
+            features = down(features)
+        outputs = [self.add_mean(self.tails[0](features))]
+        for up, tail, skip in zip(self.up, self.tails[1:], reversed(skips)):
+            features = torch.cat([up(features), skip], dim=1)
+            outputs.append(self.add_mean(tail(features)))
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[-1]
+
+    def dual(self, outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Map every output but the smallest one scale down: ``D(P(x))``."""
+        return [dual(output) for dual, output in zip(self.dual_models, outputs[1:])]
+
+    def primal_parameters(self):
+        """Parameters of the primal network only (the count the paper reports)."""
+        return (p for name, p in self.named_parameters() if not name.startswith("dual_models."))

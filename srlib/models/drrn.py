@@ -37,29 +37,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import SRModel, conv
+from .base import ModelSpec, SRModel
+from .common import conv
 
-PAPER = (
-    "Y. Tai, J. Yang, X. Liu. Image Super-Resolution via Deep Recursive Residual Network. "
-    "CVPR 2017."
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean squared error."""
+    return F.mse_loss(model(net_input), hr)
+
+
+SPEC = ModelSpec(
+    name="drrn",
+    paper_name="DRRN",
+    paper="Y. Tai, J. Yang, X. Liu. Image Super-Resolution via Deep Recursive Residual Network. CVPR 2017.",
+    scales=(2, 3, 4),
+    input="upsampled",
+    channels=1,
+    sizes={
+        "paper": {"blocks": 1, "units": 25, "n_feats": 128},  # DRRN_B1U25, the paper's best
+        "B1U25": {"blocks": 1, "units": 25, "n_feats": 128},
+        "B1U9": {"blocks": 1, "units": 9, "n_feats": 128},
+        "quick": {"blocks": 1, "units": 4, "n_feats": 32},  # 10 layers x 32 filters: ~20K parameters
+    },
+    size_notes={
+        "paper": "DRRN_B1U25: 1 recursive block of 25 units, 128 filters (52 layers)",
+        "B1U25": "same as paper",
+        "B1U9": "1 recursive block of 9 units, 128 filters (20 layers)",
+        "quick": "B1U4 with 32 filters (10 layers, ~20K parameters)",
+    },
+    paper_params={"paper": 297_000, "B1U25": 297_000, "B1U9": 297_000},  # convolution parameters
+    loss=loss,
+    description="Recursive blocks of pre-activation residual units sharing their two convolutions; "
+                "every unit adds the block input; global residual.",
 )
-SCALES = (2, 3, 4)
-INPUT = "upsampled"
-CHANNELS = 1
-SIZES = {
-    "paper": {"blocks": 1, "units": 25, "n_feats": 128},  # DRRN_B1U25, the paper's best
-    "B1U25": {"blocks": 1, "units": 25, "n_feats": 128},
-    "B1U9": {"blocks": 1, "units": 9, "n_feats": 128},
-    "quick": {"blocks": 1, "units": 4, "n_feats": 32},  # 10 layers x 32 filters: ~20K parameters
-}
-SIZE_NOTES = {
-    "paper": "DRRN_B1U25: 1 recursive block of 25 units, 128 filters (52 layers)",
-    "B1U25": "same as paper",
-    "B1U9": "1 recursive block of 9 units, 128 filters (20 layers)",
-    "quick": "B1U4 with 32 filters (10 layers, ~20K parameters)",
-}
-PAPER_PARAMS = {"paper": 297_000, "B1U25": 297_000, "B1U9": 297_000}  # convolution parameters
-DESCRIPTION = "Recursive blocks of pre-activation residual units sharing their two convolutions; every unit adds the block input; global residual."
 
 
 def pre_activation(n_feats_in: int) -> nn.Sequential:
@@ -68,7 +78,7 @@ def pre_activation(n_feats_in: int) -> nn.Sequential:
 
 
 class RecursiveBlock(nn.Module):
-    """``H_0 = conv(BN-ReLU(x))``, then ``U`` times ``H_u = G(H_{u-1}) + H_0``."""
+    """``H_0 = conv(BN-ReLU(x))``, then ``U`` residual units ``H_u = G(H_{u-1}) + H_0``."""
 
     def __init__(self, in_channels: int, n_feats: int, units: int):
         super().__init__()
@@ -84,7 +94,7 @@ class RecursiveBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         block_input = self.entry_conv(self.entry_norm(x))  # H_0
         hidden = block_input
-        for norm_a, norm_b in zip(self.norms_a, self.norms_b):
+        for norm_a, norm_b in zip(self.norms_a, self.norms_b):  # residual unit u: G(H_{u-1})
             residual = self.shared_conv_a(norm_a(hidden))
             residual = self.shared_conv_b(norm_b(residual))
             hidden = residual + block_input  # multi-path local residual: add H_0, not H_{u-1}
@@ -92,19 +102,18 @@ class RecursiveBlock(nn.Module):
 
 
 class DRRN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
+    spec = SPEC
 
     def __init__(self, scale: int = 3, blocks: int = 1, units: int = 25, n_feats: int = 128):
-        super().__init__()
         if blocks < 1 or units < 1:
             raise ValueError(f"DRRN needs blocks >= 1 and units >= 1, got B={blocks}, U={units}")
-        self.scale = scale  # bookkeeping only: the image size does not change
+        super().__init__(scale)  # bookkeeping only: the image size does not change
+        channels = self.in_channels
         self.blocks = nn.Sequential(
-            *(RecursiveBlock(CHANNELS if b == 0 else n_feats, n_feats, units) for b in range(blocks))
+            *(RecursiveBlock(channels if b == 0 else n_feats, n_feats, units) for b in range(blocks))
         )
         self.exit_norm = pre_activation(n_feats)
-        self.exit_conv = conv(n_feats, CHANNELS, 3)
+        self.exit_conv = conv(n_feats, channels, 3)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # Caffe "msra"
@@ -116,11 +125,3 @@ class DRRN(SRModel):
         self.check_input(x)
         features = self.blocks(x)
         return x + self.exit_conv(self.exit_norm(features))  # global residual learning
-
-
-def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Mean squared error."""
-    return F.mse_loss(model(net_input), hr)
-
-
-MODEL = DRRN

@@ -17,7 +17,7 @@ has 32 blocks of 256 filters with ``res_scale = 0.1``, which the authors needed 
 such a wide network stably. Loss: L1 (Sec. 4.2), which they found to converge better
 than L2. The x3 and x4 models are initialised from the trained x2 model
 (:func:`srlib.models.common.copy_matching_weights` copies everything but the upsampler).
-"EDSR+" is self-ensemble at test time (:func:`srlib.models.inference.self_ensemble`).
+"EDSR+" is self-ensemble at test time (:func:`srlib.inference.self_ensemble`).
 
 Parameter counts (x2 / x3 / x4): paper model 40.7M / 43.7M / 43.1M, baseline 1.37M /
 1.55M / 1.52M. Images here are in [0, 1] (the reference code works in [0, 255]), so the
@@ -30,53 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MeanShift, ResBlock, SRModel, Upsampler, conv
-
-PAPER = (
-    "B. Lim, S. Son, H. Kim, S. Nah, K. M. Lee. Enhanced Deep Residual Networks for Single "
-    "Image Super-Resolution. CVPR Workshops (NTIRE) 2017."
-)
-SCALES = (2, 3, 4)
-INPUT = "lr"
-CHANNELS = 3
-SIZES = {
-    "paper": {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
-    "baseline": {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
-    "quick": {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},  # ~0.1M parameters
-}
-SIZE_NOTES = {
-    "paper": "32 residual blocks x 256 filters, residual scaling 0.1",
-    "baseline": "16 residual blocks x 64 filters, no residual scaling",
-    "quick": "4 residual blocks x 32 filters (0.12-0.17M parameters)",
-}
-PAPER_PARAMS = {
-    "paper": {2: 40_700_000, 3: 43_700_000, 4: 43_100_000},
-    "baseline": {2: 1_370_000, 3: 1_550_000, 4: 1_520_000},
-}
-DESCRIPTION = "Residual blocks without batch norm (optionally scaled by 0.1), long skip, pixel-shuffle upsampler; RGB, L1 loss."
-
-
-class EDSR(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 2, n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1):
-        super().__init__()
-        self.scale = scale
-        self.sub_mean = MeanShift(sign=-1)
-        self.head = conv(CHANNELS, n_feats, 3)
-        self.body = nn.Sequential(
-            *(ResBlock(n_feats, 3, res_scale) for _ in range(n_resblocks)),
-            conv(n_feats, n_feats, 3),
-        )
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, CHANNELS, 3))
-        self.add_mean = MeanShift(sign=+1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        features = self.head(self.sub_mean(x))
-        features = features + self.body(features)  # long skip connection
-        return self.add_mean(self.tail(features))
+from .base import ModelSpec, SRModel
+from .common import MeanShift, ResBlock, Upsampler, conv
 
 
 def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -84,4 +39,53 @@ def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.T
     return F.l1_loss(model(net_input), hr)
 
 
-MODEL = EDSR
+SPEC = ModelSpec(
+    name="edsr",
+    paper_name="EDSR",
+    paper=(
+        "B. Lim, S. Son, H. Kim, S. Nah, K. M. Lee. Enhanced Deep Residual Networks for Single "
+        "Image Super-Resolution. CVPR Workshops (NTIRE) 2017."
+    ),
+    scales=(2, 3, 4),
+    input="lr",
+    channels=3,
+    sizes={
+        "paper": {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
+        "baseline": {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
+        "quick": {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},  # ~0.1M parameters
+    },
+    size_notes={
+        "paper": "32 residual blocks x 256 filters, residual scaling 0.1",
+        "baseline": "16 residual blocks x 64 filters, no residual scaling",
+        "quick": "4 residual blocks x 32 filters (0.12-0.17M parameters)",
+    },
+    paper_params={
+        "paper": {2: 40_700_000, 3: 43_700_000, 4: 43_100_000},
+        "baseline": {2: 1_370_000, 3: 1_550_000, 4: 1_520_000},
+    },
+    loss=loss,
+    description="Residual blocks without batch norm (optionally scaled by 0.1), long skip, pixel-shuffle "
+                "upsampler; RGB, L1 loss.",
+)
+
+
+class EDSR(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 2, n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1):
+        super().__init__(scale)
+        channels = self.in_channels
+        self.sub_mean = MeanShift(sign=-1)
+        self.head = conv(channels, n_feats, 3)
+        self.body = nn.Sequential(
+            *(ResBlock(n_feats, 3, res_scale) for _ in range(n_resblocks)),
+            conv(n_feats, n_feats, 3),
+        )
+        self.tail = nn.Sequential(Upsampler(self.scale, n_feats), conv(n_feats, channels, 3))
+        self.add_mean = MeanShift(sign=+1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        features = self.head(self.sub_mean(x))
+        features = features + self.body(features)  # long skip connection
+        return self.add_mean(self.tail(features))

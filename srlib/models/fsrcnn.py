@@ -34,58 +34,66 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import SRModel, conv
+from .base import ModelSpec, SRModel
+from .common import conv
 
-PAPER = (
-    "C. Dong, C. C. Loy, X. Tang. Accelerating the Super-Resolution Convolutional Neural "
-    "Network. ECCV 2016."
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean squared error (Sec. 3.2)."""
+    return F.mse_loss(model(net_input), hr)
+
+
+SPEC = ModelSpec(
+    name="fsrcnn",
+    paper_name="FSRCNN",
+    paper="C. Dong, C. C. Loy, X. Tang. Accelerating the Super-Resolution Convolutional Neural Network. ECCV 2016.",
+    scales=(2, 3, 4),
+    input="lr",
+    channels=1,
+    sizes={
+        "paper": {"d": 56, "s": 12, "m": 4},
+        "s": {"d": 32, "s": 5, "m": 1},  # FSRCNN-s, the paper's real-time variant
+        # FSRCNN runs at LR resolution and is tiny: the CPU configuration is the paper's.
+        "quick": {"d": 56, "s": 12, "m": 4},
+    },
+    size_notes={
+        "paper": "FSRCNN(d=56, s=12, m=4)",
+        "s": "FSRCNN-s(d=32, s=5, m=1), the real-time variant",
+        "quick": "same as paper: FSRCNN runs at LR resolution and is tiny",
+    },
+    paper_params={"paper": 12_464, "s": 3_937},  # weights only, as the paper counts them
+    loss=loss,
+    description="Feature extraction, shrinking, mapping and expanding at LR resolution, "
+                "then a 9x9 stride-`scale` deconvolution.",
 )
-SCALES = (2, 3, 4)
-INPUT = "lr"
-CHANNELS = 1
-SIZES = {
-    "paper": {"d": 56, "s": 12, "m": 4},
-    "s": {"d": 32, "s": 5, "m": 1},  # FSRCNN-s, the paper's real-time variant
-    # FSRCNN runs at LR resolution and is tiny: the CPU configuration is the paper's.
-    "quick": {"d": 56, "s": 12, "m": 4},
-}
-SIZE_NOTES = {
-    "paper": "FSRCNN(d=56, s=12, m=4)",
-    "s": "FSRCNN-s(d=32, s=5, m=1), the real-time variant",
-    "quick": "same as paper: FSRCNN runs at LR resolution and is tiny",
-}
-PAPER_PARAMS = {"paper": 12_464, "s": 3_937}  # weights only, as the paper counts them
-DESCRIPTION = "Feature extraction, shrinking, mapping and expanding at LR resolution, then a 9x9 stride-`scale` deconvolution."
 
 
-def _deconvolution(d: int, scale: int, kernel_size: int = 9) -> nn.ConvTranspose2d:
-    """Transposed conv whose output is exactly ``scale`` times its input."""
+def _deconvolution(d: int, channels: int, scale: int, kernel_size: int = 9) -> nn.ConvTranspose2d:
+    """Transposed conv whose output is exactly ``scale`` times its input, initialised as in the paper."""
     # output = (h - 1) * scale - 2 * padding + kernel_size + output_padding; we want scale * h.
     output_padding = (kernel_size - scale) % 2
     padding = (kernel_size - scale + output_padding) // 2
-    return nn.ConvTranspose2d(
-        d, 1, kernel_size, stride=scale, padding=padding, output_padding=output_padding
-    )
+    layer = nn.ConvTranspose2d(d, channels, kernel_size, stride=scale, padding=padding, output_padding=output_padding)
+    # The paper initialises the deconvolution with a small Gaussian (std 0.001).
+    nn.init.normal_(layer.weight, std=0.001)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 class FSRCNN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
+    spec = SPEC
 
     def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4):
-        super().__init__()
-        self.scale = scale
-        self.feature_extraction = nn.Sequential(conv(1, d, 5), nn.PReLU(d))
+        super().__init__(scale)
+        channels = self.in_channels
+        self.feature_extraction = nn.Sequential(conv(channels, d, 5), nn.PReLU(d))
         self.shrinking = nn.Sequential(conv(d, s, 1), nn.PReLU(s))
         mapping: list[nn.Module] = []
         for _ in range(m):
             mapping += [conv(s, s, 3), nn.PReLU(s)]
         self.mapping = nn.Sequential(*mapping)
         self.expanding = nn.Sequential(conv(s, d, 1), nn.PReLU(d))
-        self.deconvolution = _deconvolution(d, scale)
-        # The paper initialises the deconvolution with a small Gaussian (std 0.001).
-        nn.init.normal_(self.deconvolution.weight, std=0.001)
-        nn.init.zeros_(self.deconvolution.bias)
+        self.deconvolution = _deconvolution(d, channels, self.scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -94,21 +102,18 @@ class FSRCNN(SRModel):
         return self.deconvolution(features)
 
     # --- the transfer trick of Sec. 3.4 -------------------------------------------------
-    def replace_deconvolution(self, scale: int) -> "FSRCNN":
+    def replace_deconvolution(self, scale: int) -> FSRCNN:
         """Swap in a freshly initialised deconvolution for another ``scale``.
 
-        All convolution layers keep their weights; ``self.scale`` (and the stored
-        configuration used to rebuild checkpoints) follows the new scale.
+        All convolution layers keep their weights; ``self.scale`` and ``self.srlib_config``
+        (used to rebuild checkpoints) follow the new scale.
         """
-        if scale not in SCALES:
-            raise ValueError(f"FSRCNN supports scales {SCALES}, got {scale}")
+        scale = self.spec.check_scale(scale)
         old = self.deconvolution
-        self.deconvolution = _deconvolution(old.in_channels, scale).to(old.weight.device, old.weight.dtype)
-        nn.init.normal_(self.deconvolution.weight, std=0.001)
-        nn.init.zeros_(self.deconvolution.bias)
+        new = _deconvolution(old.in_channels, old.out_channels, scale)
+        self.deconvolution = new.to(old.weight.device, old.weight.dtype)
         self.scale = scale
-        if isinstance(getattr(self, "srlib_config", None), dict):
-            self.srlib_config["scale"] = scale
+        self.srlib_config["scale"] = scale
         return self
 
     def freeze_all_but_deconvolution(self, frozen: bool = True) -> list[nn.Parameter]:
@@ -128,11 +133,3 @@ def replace_deconvolution(model: FSRCNN, scale: int, freeze: bool = True) -> FSR
     if freeze:
         model.freeze_all_but_deconvolution()
     return model
-
-
-def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Mean squared error (Sec. 3.2)."""
-    return F.mse_loss(model(net_input), hr)
-
-
-MODEL = FSRCNN

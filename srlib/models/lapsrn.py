@@ -32,90 +32,8 @@ import math
 import torch
 from torch import nn
 
-from .common import SRModel, charbonnier, conv
-
-PAPER = (
-    "W.-S. Lai, J.-B. Huang, N. Ahuja, M.-H. Yang. Deep Laplacian Pyramid Networks for "
-    "Fast and Accurate Super-Resolution. CVPR 2017."
-)
-SCALES = (2, 4, 8)
-INPUT = "lr"
-CHANNELS = 1
-SIZES = {
-    "paper": {"depth": 10, "n_feats": 64},
-    "quick": {"depth": 3, "n_feats": 32},  # 3 conv layers x 32 filters per level
-}
-SIZE_NOTES = {
-    "paper": "d = 10 conv layers x 64 filters per pyramid level",
-    "quick": "d = 3 conv layers x 32 filters per level",
-}
-PAPER_PARAMS = {"paper": {4: 812_000}}
-DESCRIPTION = "Progressive x2 levels: a feature branch predicts each level's residual, an image branch upsamples; Charbonnier loss at every level."
-
-
-def bilinear_kernel(size: int = 4) -> torch.Tensor:
-    """The ``size x size`` kernel with which a stride-2 transposed conv is bilinear upsampling."""
-    factor = (size + 1) // 2
-    centre = factor - 1 if size % 2 == 1 else factor - 0.5
-    taps = 1 - (torch.arange(size, dtype=torch.float32) - centre).abs() / factor
-    return taps[:, None] * taps[None, :]
-
-
-class PyramidLevel(nn.Module):
-    """One x2 level of the feature-extraction branch plus its image upsampling."""
-
-    def __init__(self, n_feats: int, depth: int):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for _ in range(depth):
-            layers += [conv(n_feats, n_feats, 3), nn.LeakyReLU(0.2, inplace=True)]
-        self.feature_convs = nn.Sequential(*layers)
-        self.feature_upsample = nn.ConvTranspose2d(n_feats, n_feats, 3, stride=2)
-        self.residual = conv(n_feats, CHANNELS, 3)
-        # Image branch: 4x4 stride-2 transposed conv cropped by one pixel on each side.
-        self.image_upsample = nn.ConvTranspose2d(CHANNELS, CHANNELS, 4, stride=2, padding=1, bias=False)
-        with torch.no_grad():
-            self.image_upsample.weight.copy_(bilinear_kernel(4).expand_as(self.image_upsample.weight))
-
-    def forward(self, features: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = features.shape[-2:]
-        features = self.feature_convs(features)
-        # A 3x3 transposed conv with stride 2 gives 2h+1 rows; keep the first 2h.
-        features = self.feature_upsample(features)[..., : 2 * h, : 2 * w]
-        features = nn.functional.leaky_relu(features, 0.2)
-        image = self.image_upsample(image) + self.residual(features)
-        return features, image
-
-
-class LapSRN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 4, depth: int = 10, n_feats: int = 64):
-        super().__init__()
-        if scale not in SCALES:
-            raise ValueError(f"LapSRN works at scales {SCALES} (powers of two), got {scale}")
-        self.scale = scale
-        self.levels_count = int(math.log2(scale))
-        self.input_conv = nn.Sequential(conv(CHANNELS, n_feats, 3), nn.LeakyReLU(0.2, inplace=True))
-        self.levels = nn.ModuleList(PyramidLevel(n_feats, depth) for _ in range(self.levels_count))
-        for name, module in self.named_modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and not name.endswith("image_upsample"):
-                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
-                nn.init.zeros_(module.bias)
-
-    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of every level, from x2 up to ``x scale``."""
-        self.check_input(x)
-        features, image = self.input_conv(x), x
-        outputs = []
-        for level in self.levels:
-            features, image = level(features, image)
-            outputs.append(image)
-        return outputs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[-1]
+from .base import ModelSpec, SRModel
+from .common import charbonnier, conv
 
 
 def pyramid_targets(hr: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -142,4 +60,88 @@ def loss(model: LapSRN, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tens
     return total
 
 
-MODEL = LapSRN
+SPEC = ModelSpec(
+    name="lapsrn",
+    paper_name="LapSRN",
+    paper=(
+        "W.-S. Lai, J.-B. Huang, N. Ahuja, M.-H. Yang. Deep Laplacian Pyramid Networks for "
+        "Fast and Accurate Super-Resolution. CVPR 2017."
+    ),
+    scales=(2, 4, 8),  # powers of two: one x2 pyramid level each
+    input="lr",
+    channels=1,
+    sizes={
+        "paper": {"depth": 10, "n_feats": 64},
+        "quick": {"depth": 3, "n_feats": 32},  # 3 conv layers x 32 filters per level
+    },
+    size_notes={
+        "paper": "d = 10 conv layers x 64 filters per pyramid level",
+        "quick": "d = 3 conv layers x 32 filters per level",
+    },
+    paper_params={"paper": {4: 812_000}},
+    loss=loss,
+    description="Progressive x2 levels: a feature branch predicts each level's residual, an image branch "
+                "upsamples; Charbonnier loss at every level.",
+)
+
+
+def bilinear_kernel(size: int = 4) -> torch.Tensor:
+    """The ``size x size`` kernel with which a stride-2 transposed conv is bilinear upsampling."""
+    factor = (size + 1) // 2
+    centre = factor - 1 if size % 2 == 1 else factor - 0.5
+    taps = 1 - (torch.arange(size, dtype=torch.float32) - centre).abs() / factor
+    return taps[:, None] * taps[None, :]
+
+
+class PyramidLevel(nn.Module):
+    """One x2 level: the feature-extraction branch and the image-reconstruction branch."""
+
+    def __init__(self, n_feats: int, depth: int, channels: int):
+        super().__init__()
+        # Feature extraction: d conv layers, a x2 transposed conv, and the residual image.
+        layers: list[nn.Module] = []
+        for _ in range(depth):
+            layers += [conv(n_feats, n_feats, 3), nn.LeakyReLU(0.2, inplace=True)]
+        self.feature_convs = nn.Sequential(*layers)
+        self.feature_upsample = nn.ConvTranspose2d(n_feats, n_feats, 3, stride=2)
+        self.feature_upsample_relu = nn.LeakyReLU(0.2)
+        self.residual = conv(n_feats, channels, 3)
+        # Image reconstruction: 4x4 stride-2 transposed conv cropped by one pixel on each side.
+        self.image_upsample = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1, bias=False)
+        with torch.no_grad():
+            self.image_upsample.weight.copy_(bilinear_kernel(4).expand_as(self.image_upsample.weight))
+
+    def forward(self, features: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = features.shape[-2:]
+        features = self.feature_convs(features)
+        # A 3x3 transposed conv with stride 2 gives 2h+1 rows; keep the first 2h.
+        features = self.feature_upsample_relu(self.feature_upsample(features)[..., : 2 * h, : 2 * w])
+        image = self.image_upsample(image) + self.residual(features)
+        return features, image
+
+
+class LapSRN(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 4, depth: int = 10, n_feats: int = 64):
+        super().__init__(scale)
+        self.levels_count = int(math.log2(self.scale))
+        self.input_conv = nn.Sequential(conv(self.in_channels, n_feats, 3), nn.LeakyReLU(0.2, inplace=True))
+        self.levels = nn.ModuleList(PyramidLevel(n_feats, depth, self.in_channels) for _ in range(self.levels_count))
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and not name.endswith("image_upsample"):
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(module.bias)
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of every level, from x2 up to ``x scale``."""
+        self.check_input(x)
+        features, image = self.input_conv(x), x
+        outputs = []
+        for level in self.levels:
+            features, image = level(features, image)
+            outputs.append(image)
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_all(x)[-1]

@@ -23,56 +23,68 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MeanShift, ResBlock, SRModel, Upsampler, conv
+from .base import ModelSpec, SRModel
+from .common import MeanShift, ResBlock, Upsampler, conv
 
-PAPER = (
-    "B. Lim, S. Son, H. Kim, S. Nah, K. M. Lee. Enhanced Deep Residual Networks for Single "
-    "Image Super-Resolution (MDSR, Sec. 3.3). CVPR Workshops (NTIRE) 2017."
+
+def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """L1 loss at the model's current scale."""
+    return F.l1_loss(model(net_input), hr)
+
+
+SPEC = ModelSpec(
+    name="mdsr",
+    paper_name="MDSR",
+    paper=(
+        "B. Lim, S. Son, H. Kim, S. Nah, K. M. Lee. Enhanced Deep Residual Networks for Single "
+        "Image Super-Resolution (MDSR, Sec. 3.3). CVPR Workshops (NTIRE) 2017."
+    ),
+    scales=(2, 3, 4),
+    input="lr",
+    channels=3,
+    sizes={
+        "paper": {"n_resblocks": 80, "n_feats": 64},
+        "quick": {"n_resblocks": 4, "n_feats": 32},  # ~0.3M parameters, most in the 5x5 heads
+    },
+    size_notes={
+        "paper": "80 shared residual blocks x 64 filters, heads and upsamplers for x2, x3, x4",
+        "quick": "4 shared residual blocks x 32 filters (~0.59M parameters, mostly the 5x5 heads)",
+    },
+    paper_params={"paper": 8_000_000},
+    loss=loss,
+    description="EDSR body shared by x2/x3/x4 with per-scale 5x5 pre-processing blocks and per-scale "
+                "upsamplers; RGB, L1 loss.",
 )
-SCALES = (2, 3, 4)
-INPUT = "lr"
-CHANNELS = 3
-SIZES = {
-    "paper": {"n_resblocks": 80, "n_feats": 64},
-    "quick": {"n_resblocks": 4, "n_feats": 32},  # ~0.3M parameters, most in the 5x5 heads
-}
-SIZE_NOTES = {
-    "paper": "80 shared residual blocks x 64 filters, heads and upsamplers for x2, x3, x4",
-    "quick": "4 shared residual blocks x 32 filters (~0.59M parameters, mostly the 5x5 heads)",
-}
-PAPER_PARAMS = {"paper": 8_000_000}
-DESCRIPTION = "EDSR body shared by x2/x3/x4 with per-scale 5x5 pre-processing blocks and per-scale upsamplers; RGB, L1 loss."
 
 
 class MDSR(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
+    spec = SPEC
 
-    def __init__(self, scale: int = 2, n_resblocks: int = 80, n_feats: int = 64, scales=SCALES):
-        super().__init__()
+    def __init__(self, scale: int = 2, n_resblocks: int = 80, n_feats: int = 64, scales=SPEC.scales):
+        super().__init__(scale)
+        channels = self.in_channels
         self.scales = tuple(int(s) for s in scales)
         self.sub_mean = MeanShift(sign=-1)
-        self.head = conv(CHANNELS, n_feats, 3)
-        # ModuleDict keys must be strings: "2", "3", "4".
+        self.head = conv(channels, n_feats, 3)
+        # Scale-specific pre-processing modules; ModuleDict keys must be strings: "2", "3", "4".
         self.pre_process = nn.ModuleDict(
             {str(s): nn.Sequential(ResBlock(n_feats, 5), ResBlock(n_feats, 5)) for s in self.scales}
         )
-        self.body = nn.Sequential(
+        self.body = nn.Sequential(  # shared by all scales
             *(ResBlock(n_feats, 3) for _ in range(n_resblocks)),
             conv(n_feats, n_feats, 3),
         )
         self.upsample = nn.ModuleDict({str(s): Upsampler(s, n_feats) for s in self.scales})
-        self.tail = conv(n_feats, CHANNELS, 3)
+        self.tail = conv(n_feats, channels, 3)
         self.add_mean = MeanShift(sign=+1)
-        self.set_scale(scale)
+        self.set_scale(self.scale)
 
-    def set_scale(self, scale: int) -> "MDSR":
-        """Select which pre-processing head and upsampler ``forward`` uses."""
+    def set_scale(self, scale: int) -> MDSR:
+        """Select which pre-processing head and upsampler ``forward`` uses (and ``srlib_config`` records)."""
         if scale not in self.scales:
             raise ValueError(f"MDSR was built for scales {self.scales}, got {scale}")
         self.scale = scale
-        if isinstance(getattr(self, "srlib_config", None), dict):
-            self.srlib_config["scale"] = scale
+        self.srlib_config["scale"] = scale
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,11 +93,3 @@ class MDSR(SRModel):
         features = self.pre_process[key](self.head(self.sub_mean(x)))
         features = features + self.body(features)  # long skip connection
         return self.add_mean(self.tail(self.upsample[key](features)))
-
-
-def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """L1 loss at the model's current scale."""
-    return F.l1_loss(model(net_input), hr)
-
-
-MODEL = MDSR

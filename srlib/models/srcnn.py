@@ -30,57 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import SRModel, conv
-
-PAPER = (
-    "C. Dong, C. C. Loy, K. He, X. Tang. Learning a Deep Convolutional Network for Image "
-    "Super-Resolution. ECCV 2014; Image Super-Resolution Using Deep Convolutional Networks. "
-    "IEEE TPAMI 38(2), 2016."
-)
-SCALES = (2, 3, 4)
-INPUT = "upsampled"
-CHANNELS = 1
-SIZES = {
-    "paper": {"variant": "9-5-5", "n1": 64, "n2": 32},
-    "9-5-5": {"variant": "9-5-5", "n1": 64, "n2": 32},
-    "9-1-5": {"variant": "9-1-5", "n1": 64, "n2": 32},
-    # SRCNN is already small (57K parameters, three layers); the CPU configuration is the
-    # paper's network itself.
-    "quick": {"variant": "9-5-5", "n1": 64, "n2": 32},
-}
-# Weights only, as counted in the papers (8,032 for 9-1-5, 57,184 for 9-5-5).
-SIZE_NOTES = {
-    "paper": "9-5-5 with n1 = 64, n2 = 32 (TPAMI 2016)",
-    "9-5-5": "same as paper",
-    "9-1-5": "the ECCV 2014 network: a 1x1 non-linear mapping layer",
-    "quick": "same as paper: SRCNN already fits a CPU budget",
-}
-PAPER_PARAMS = {"paper": 57_184, "9-5-5": 57_184, "9-1-5": 8_032}
-DESCRIPTION = "Three convolutions (patch extraction, non-linear mapping, reconstruction) on the bicubic-upsampled Y channel."
-
-
-class SRCNN(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 3, variant: str = "9-5-5", n1: int = 64, n2: int = 32):
-        super().__init__()
-        try:
-            f1, f2, f3 = (int(k) for k in variant.split("-"))
-        except ValueError:
-            raise ValueError(f"variant must look like '9-5-5' (three odd kernel sizes), got {variant!r}") from None
-        if min(f1, f2, f3) < 1 or not (f1 % 2 and f2 % 2 and f3 % 2):
-            raise ValueError(f"kernel sizes must be odd and positive, got {variant!r}")
-        self.scale = scale  # bookkeeping only: the network never changes the image size
-        self.patch_extraction = conv(1, n1, f1)
-        self.nonlinear_mapping = conv(n1, n2, f2)
-        self.reconstruction = conv(n2, 1, f3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        features = F.relu(self.patch_extraction(x))
-        features = F.relu(self.nonlinear_mapping(features))
-        return self.reconstruction(features)
+from .base import ModelSpec, SRModel
+from .common import conv
 
 
 def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -88,4 +39,58 @@ def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.T
     return F.mse_loss(model(net_input), hr)
 
 
-MODEL = SRCNN
+SPEC = ModelSpec(
+    name="srcnn",
+    paper_name="SRCNN",
+    paper=(
+        "C. Dong, C. C. Loy, K. He, X. Tang. Learning a Deep Convolutional Network for Image "
+        "Super-Resolution. ECCV 2014; Image Super-Resolution Using Deep Convolutional Networks. "
+        "IEEE TPAMI 38(2), 2016."
+    ),
+    scales=(2, 3, 4),
+    input="upsampled",
+    channels=1,
+    sizes={
+        "paper": {"variant": "9-5-5", "n1": 64, "n2": 32},
+        "9-5-5": {"variant": "9-5-5", "n1": 64, "n2": 32},
+        "9-1-5": {"variant": "9-1-5", "n1": 64, "n2": 32},
+        # SRCNN is already small (57K parameters, three layers); the CPU configuration is the
+        # paper's network itself.
+        "quick": {"variant": "9-5-5", "n1": 64, "n2": 32},
+    },
+    size_notes={
+        "paper": "9-5-5 with n1 = 64, n2 = 32 (TPAMI 2016)",
+        "9-5-5": "same as paper",
+        "9-1-5": "the ECCV 2014 network: a 1x1 non-linear mapping layer",
+        "quick": "same as paper: SRCNN already fits a CPU budget",
+    },
+    # Weights only, as counted in the papers (8,032 for 9-1-5, 57,184 for 9-5-5).
+    paper_params={"paper": 57_184, "9-5-5": 57_184, "9-1-5": 8_032},
+    loss=loss,
+    description="Three convolutions (patch extraction, non-linear mapping, reconstruction) "
+                "on the bicubic-upsampled Y channel.",
+)
+
+
+class SRCNN(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 3, variant: str = "9-5-5", n1: int = 64, n2: int = 32):
+        super().__init__(scale)  # bookkeeping only: the network never changes the image size
+        try:
+            f1, f2, f3 = (int(k) for k in variant.split("-"))
+        except ValueError:
+            raise ValueError(f"variant must look like '9-5-5' (three odd kernel sizes), got {variant!r}") from None
+        if min(f1, f2, f3) < 1 or not (f1 % 2 and f2 % 2 and f3 % 2):
+            raise ValueError(f"kernel sizes must be odd and positive, got {variant!r}")
+        self.patch_extraction = conv(self.in_channels, n1, f1)  # F1 = max(0, W1 * Y + B1)
+        self.patch_extraction_relu = nn.ReLU(inplace=True)
+        self.nonlinear_mapping = conv(n1, n2, f2)  # F2 = max(0, W2 * F1 + B2)
+        self.nonlinear_mapping_relu = nn.ReLU(inplace=True)
+        self.reconstruction = conv(n2, self.in_channels, f3)  # F = W3 * F2 + B3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        features = self.patch_extraction_relu(self.patch_extraction(x))
+        features = self.nonlinear_mapping_relu(self.nonlinear_mapping(features))
+        return self.reconstruction(features)

@@ -22,49 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import SRModel, conv
-
-PAPER = (
-    "J. Kim, J. K. Lee, K. M. Lee. Accurate Image Super-Resolution Using Very Deep "
-    "Convolutional Networks. CVPR 2016."
-)
-SCALES = (2, 3, 4)
-INPUT = "upsampled"
-CHANNELS = 1
-SIZES = {
-    "paper": {"depth": 20, "n_feats": 64},
-    "quick": {"depth": 8, "n_feats": 32},  # 8 layers x 32 filters: ~57K parameters
-}
-SIZE_NOTES = {
-    "paper": "20 layers x 64 filters",
-    "quick": "8 layers x 32 filters (~56K parameters)",
-}
-PAPER_PARAMS = {"paper": 665_000}
-DESCRIPTION = "20 conv3x3(64)+ReLU layers predicting the residual added to the bicubic-upsampled Y input."
-
-
-class VDSR(SRModel):
-    input_kind = INPUT
-    in_channels = CHANNELS
-
-    def __init__(self, scale: int = 3, depth: int = 20, n_feats: int = 64):
-        super().__init__()
-        if depth < 2:
-            raise ValueError(f"VDSR needs at least 2 layers, got depth={depth}")
-        self.scale = scale  # bookkeeping only: one VDSR handles every scale
-        layers: list[nn.Module] = [conv(CHANNELS, n_feats, 3), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [conv(n_feats, n_feats, 3), nn.ReLU(inplace=True)]
-        layers.append(conv(n_feats, CHANNELS, 3))
-        self.residual = nn.Sequential(*layers)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return x + self.residual(x)
+from .base import ModelSpec, SRModel
+from .common import conv
 
 
 def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -72,4 +31,48 @@ def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.T
     return F.mse_loss(model(net_input), hr)
 
 
-MODEL = VDSR
+SPEC = ModelSpec(
+    name="vdsr",
+    paper_name="VDSR",
+    paper=(
+        "J. Kim, J. K. Lee, K. M. Lee. Accurate Image Super-Resolution Using Very Deep "
+        "Convolutional Networks. CVPR 2016."
+    ),
+    scales=(2, 3, 4),
+    input="upsampled",
+    channels=1,
+    sizes={
+        "paper": {"depth": 20, "n_feats": 64},
+        "quick": {"depth": 8, "n_feats": 32},  # 8 layers x 32 filters: ~57K parameters
+    },
+    size_notes={
+        "paper": "20 layers x 64 filters",
+        "quick": "8 layers x 32 filters (~56K parameters)",
+    },
+    paper_params={"paper": 665_000},
+    loss=loss,
+    description="20 conv3x3(64)+ReLU layers predicting the residual added to the bicubic-upsampled Y input.",
+)
+
+
+class VDSR(SRModel):
+    spec = SPEC
+
+    def __init__(self, scale: int = 3, depth: int = 20, n_feats: int = 64):
+        if depth < 2:
+            raise ValueError(f"VDSR needs at least 2 layers, got depth={depth}")
+        super().__init__(scale)  # bookkeeping only: one VDSR handles every scale
+        channels = self.in_channels
+        layers: list[nn.Module] = [conv(channels, n_feats, 3), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [conv(n_feats, n_feats, 3), nn.ReLU(inplace=True)]
+        layers.append(conv(n_feats, channels, 3))
+        self.residual = nn.Sequential(*layers)  # f(x), the predicted r = y - x
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x + self.residual(x)  # global residual learning

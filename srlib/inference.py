@@ -6,7 +6,7 @@ network's output pixel depends only on input pixels within its receptive field, 
 the margin (``overlap``) is at least the receptive-field radius, the kept centres are
 exactly what the full forward pass would have produced (up to float rounding): tiling
 changes memory use, not results. The radius is computed from the network's layers
-(:func:`receptive_radius`). Two caveats:
+(:func:`srlib.profile.receptive_radius`). Two caveats:
 
 * call ``model.eval()`` first: batch normalisation in training mode uses statistics of
   the whole input, so it is not local;
@@ -27,9 +27,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .profile import layer_calls
+from .profile import receptive_radius
 
-__all__ = ["chop_forward", "self_ensemble", "receptive_radius", "output_factor"]
+__all__ = ["chop_forward", "self_ensemble", "output_factor"]
 
 
 def output_factor(model: nn.Module, scale: int | None = None) -> int:
@@ -37,31 +37,6 @@ def output_factor(model: nn.Module, scale: int | None = None) -> int:
     if getattr(model, "input_kind", "lr") == "upsampled":
         return 1
     return int(scale if scale is not None else model.scale)
-
-
-def receptive_radius(model: nn.Module, channels: int | None = None, probe: int = 16) -> float:
-    """Upper bound of the receptive-field radius, in *input* pixels (``inf`` if not local).
-
-    Every convolution with kernel ``k`` working at a resolution ``r`` times the input's
-    widens the receptive field by ``(k - 1) / 2 / r`` input pixels; summing over all
-    calls (recursions included) bounds the radius. A global pooling makes it infinite.
-    """
-    channels = channels or getattr(model, "in_channels", 3)
-    pooling = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    calls, _ = layer_calls(model, (1, channels, probe, probe), kinds=(nn.Conv2d, nn.ConvTranspose2d) + pooling)
-    radius = 0.0
-    for call in calls:
-        module = call.module
-        if isinstance(module, pooling):
-            return math.inf
-        if isinstance(module, nn.Conv2d):
-            pixels_per_input_pixel = call.input_shape[-1] / probe
-            reach = max((k - 1) // 2 * d for k, d in zip(module.kernel_size, module.dilation))
-        else:  # transposed convolution: an input pixel touches ~k/stride of its neighbours
-            pixels_per_input_pixel = call.input_shape[-1] / probe
-            reach = max(math.ceil(k / s) for k, s in zip(module.kernel_size, module.stride))
-        radius += reach / pixels_per_input_pixel
-    return radius
 
 
 @torch.no_grad()

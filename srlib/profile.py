@@ -1,4 +1,4 @@
-"""How big and how fast is a model? Parameters, multiply-accumulates and latency.
+"""How big and how fast is a model? Parameters, multiply-accumulates, receptive field, latency.
 
 * **Parameters** are counted once, however often a layer is reused.
 * **MACs** (multiply-accumulate operations) are counted with forward hooks on every
@@ -9,6 +9,9 @@
 * The MAC count runs the model on PyTorch's ``meta`` device, which propagates shapes
   without computing anything, so it is instant even for a 43M-parameter model on a large
   image.
+* The **receptive field** (:func:`receptive_radius`) bounds how far, in input pixels, an
+  output pixel can see; it is what tiled inference (:func:`srlib.inference.chop_forward`)
+  needs as its margin.
 * **Latency** is the median wall-clock time of a few forward passes (after warm-up runs)
   with gradients disabled, in milliseconds, on the model's device.
 
@@ -17,6 +20,7 @@ the MACs.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["Profile", "profile", "count_macs", "layer_calls"]
+__all__ = ["Profile", "profile", "count_macs", "layer_calls", "receptive_radius"]
 
 
 @dataclass
@@ -39,7 +43,9 @@ class LayerCall:
     output_shape: tuple
 
 
-def layer_calls(model: nn.Module, input_shape: tuple, kinds=(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) -> tuple[list[LayerCall], tuple]:
+def layer_calls(
+    model: nn.Module, input_shape: tuple, kinds=(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+) -> tuple[list[LayerCall], tuple]:
     """Run ``model`` on the meta device and record every call of a module of ``kinds``.
 
     Returns ``(calls, output_shape)``. Nothing is computed and the model is not modified:
@@ -91,6 +97,31 @@ def count_macs(model: nn.Module, input_shape: tuple) -> int:
     """Multiply-accumulates of one forward pass on an input of ``input_shape`` (whole batch)."""
     calls, _ = layer_calls(model, input_shape)
     return sum(_macs_of(call) for call in calls)
+
+
+def receptive_radius(model: nn.Module, channels: int | None = None, probe: int = 16) -> float:
+    """Upper bound of the receptive-field radius, in *input* pixels (``inf`` if not local).
+
+    Every convolution with kernel ``k`` working at a resolution ``r`` times the input's
+    widens the receptive field by ``(k - 1) / 2 / r`` input pixels; summing over all
+    calls (recursions included) bounds the radius. A global pooling makes it infinite.
+    """
+    channels = channels or getattr(model, "in_channels", 3)
+    pooling = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    calls, _ = layer_calls(model, (1, channels, probe, probe), kinds=(nn.Conv2d, nn.ConvTranspose2d) + pooling)
+    radius = 0.0
+    for call in calls:
+        module = call.module
+        if isinstance(module, pooling):
+            return math.inf
+        if isinstance(module, nn.Conv2d):
+            pixels_per_input_pixel = call.input_shape[-1] / probe
+            reach = max((k - 1) // 2 * d for k, d in zip(module.kernel_size, module.dilation))
+        else:  # transposed convolution: an input pixel touches ~k/stride of its neighbours
+            pixels_per_input_pixel = call.input_shape[-1] / probe
+            reach = max(math.ceil(k / s) for k, s in zip(module.kernel_size, module.stride))
+        radius += reach / pixels_per_input_pixel
+    return radius
 
 
 @dataclass

@@ -1,0 +1,188 @@
+"""One knob, ``SRLIB_BUDGET``, that scales every notebook's training.
+
+Every notebook trains its models under one of three budgets, from "a minute on a laptop
+CPU" to "the schedule of the paper". The reader picks one with the environment variable
+``SRLIB_BUDGET``; each notebook states what the budget changes for its model::
+
+    budget = get_budget(quick=dict(steps=400), paper=dict(steps=1_000_000))
+    model = build("fsrcnn", scale=3, size=budget.model_size)
+    history = fit(model, data, **budget.fit_kwargs())
+
+and shows the three side by side with :func:`budget_table`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable"]
+
+BUDGET_NAMES = ("quick", "gpu", "paper")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much compute a notebook spends on training.
+
+    Attributes:
+        name: "quick", "gpu" or "paper".
+        model_size: the ``size`` passed to the model builder: "quick" (slimmer network)
+            or "paper" (the published architecture).
+        steps: number of optimizer steps.
+        batch_size: training patches per step.
+        patch_size: side of the high-resolution training patch, in HR pixels
+            (the LR patch is ``patch_size // scale``).
+        eval_every: validate every this many steps (one point of the PSNR curve).
+        checkpoint_every: save a checkpoint every this many steps; an interruption loses
+            at most this much work.
+        amp: mixed precision: None = automatic (on for CUDA only), True or False to force.
+        num_workers: DataLoader worker processes (0 = load in the training process).
+        meant_for: one line saying what hardware and wall time the budget targets.
+        extra: notebook-specific knobs, e.g. ``extra=dict(recursions=9)``.
+    """
+
+    name: str
+    model_size: str
+    steps: int
+    batch_size: int
+    patch_size: int
+    eval_every: int
+    checkpoint_every: int
+    amp: bool | None
+    num_workers: int
+    meant_for: str
+    extra: dict = field(default_factory=dict, hash=False)
+
+    def fit_kwargs(self) -> dict:
+        """The keyword arguments of :func:`srlib.train.fit` this budget decides."""
+        return dict(steps=self.steps, batch_size=self.batch_size, eval_every=self.eval_every,
+                    checkpoint_every=self.checkpoint_every, amp=self.amp,
+                    num_workers=self.num_workers)
+
+
+# The defaults below are starting points; notebooks override what matters for their model.
+# - quick: the slim model on 48-pixel patches (48 is divisible by the scales 2, 3 and 4),
+#   a few hundred steps, fp32, no worker processes (forking workers costs more than it
+#   saves on a 2-core machine).
+# - gpu: the *published* architecture on a shortened schedule, so the notebook shows the
+#   real network, partially trained. Mixed precision on, two loader workers (Colab-class).
+# - paper: the published architecture and schedule, in fp32 as the papers trained.
+DEFAULT_BUDGETS = {
+    "quick": Budget(name="quick", model_size="quick", steps=300, batch_size=16, patch_size=48,
+                    eval_every=50, checkpoint_every=100, amp=False, num_workers=0,
+                    meant_for="2-core CPU, a minute or two"),
+    "gpu": Budget(name="gpu", model_size="paper", steps=5_000, batch_size=16, patch_size=96,
+                  eval_every=500, checkpoint_every=500, amp=None, num_workers=2,
+                  meant_for="Colab-class GPU, about 10 minutes"),
+    "paper": Budget(name="paper", model_size="paper", steps=300_000, batch_size=16,
+                    patch_size=96, eval_every=5_000, checkpoint_every=5_000, amp=False,
+                    num_workers=4, meant_for="the paper's schedule: hours to days on a GPU"),
+}
+
+
+def budget() -> str:
+    """Name of the active budget: ``$SRLIB_BUDGET``, else "gpu" with CUDA, else "quick"."""
+    name = os.environ.get("SRLIB_BUDGET", "").strip().lower()
+    if not name:
+        return "gpu" if torch.cuda.is_available() else "quick"
+    if name not in BUDGET_NAMES:
+        raise ValueError(f"SRLIB_BUDGET={name!r} is not a budget; "
+                         f"valid values are {', '.join(BUDGET_NAMES)}")
+    return name
+
+
+def all_budgets(**per_budget: dict) -> dict[str, Budget]:
+    """All three budgets with the notebook's overrides applied, keyed by name."""
+    unknown = set(per_budget) - set(BUDGET_NAMES)
+    if unknown:
+        raise ValueError(f"unknown budget(s) {sorted(unknown)}; valid are {', '.join(BUDGET_NAMES)}")
+    field_names = {f.name for f in dataclasses.fields(Budget)} - {"name"}
+    budgets = {}
+    for name in BUDGET_NAMES:
+        overrides = dict(per_budget.get(name) or {})
+        wrong = set(overrides) - field_names
+        if wrong:
+            raise TypeError(f"Budget has no field(s) {sorted(wrong)}; fields are "
+                            f"{sorted(field_names)} (put notebook-specific knobs in extra=dict(...))")
+        budgets[name] = dataclasses.replace(DEFAULT_BUDGETS[name], **overrides)
+    return budgets
+
+
+def get_budget(name: str | None = None, **per_budget: dict) -> Budget:
+    """The active :class:`Budget`, with per-budget overrides from the notebook.
+
+    Example::
+
+        budget = get_budget(quick=dict(steps=400), gpu=dict(steps=20_000),
+                            paper=dict(steps=1_000_000, batch_size=64))
+
+    ``name`` forces a budget (default: :func:`budget`, i.e. ``$SRLIB_BUDGET``).
+    """
+    if name is None:
+        name = budget()
+    elif name not in BUDGET_NAMES:
+        raise ValueError(f"{name!r} is not a budget; valid values are {', '.join(BUDGET_NAMES)}")
+    return all_budgets(**per_budget)[name]
+
+
+class BudgetTable:
+    """The three budgets side by side, the active one marked.
+
+    Displays as an HTML table in a notebook and as aligned text elsewhere; ``rows`` holds
+    the plain values (first row is the header).
+    """
+
+    def __init__(self, budgets: dict[str, Budget], active: str):
+        self.budgets, self.active = budgets, active
+        names = list(budgets)
+        header = ["setting"] + [n + (" (active)" if n == active else "") for n in names]
+        fields = [f.name for f in dataclasses.fields(Budget) if f.name not in ("name", "extra")]
+        rows = [[f] + [self._format(getattr(budgets[n], f)) for n in names] for f in fields]
+        extra_keys = sorted({k for b in budgets.values() for k in b.extra})
+        rows += [[k] + [self._format(budgets[n].extra.get(k, "-")) for n in names] for k in extra_keys]
+        self.rows = [header] + rows
+
+    @staticmethod
+    def _format(value: Any) -> str:
+        if value is None:
+            return "auto (on with CUDA)"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    def __repr__(self) -> str:
+        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in self.rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"Active budget: {self.active} (set SRLIB_BUDGET to one of {', '.join(BUDGET_NAMES)})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+        active_col = 1 + list(self.budgets).index(self.active)
+
+        def cell(tag: str, text: str, col: int) -> str:
+            style = ' style="background:#fff3c4;font-weight:bold"' if col == active_col else ""
+            return f"<{tag}{style}>{escape(text)}</{tag}>"
+
+        head = "".join(cell("th", text, i) for i, text in enumerate(self.rows[0]))
+        body = "".join("<tr>" + "".join(cell("td", text, i) for i, text in enumerate(row)) + "</tr>"
+                       for row in self.rows[1:])
+        caption = (f"Training budgets (active: <b>{escape(self.active)}</b>; "
+                   f"set SRLIB_BUDGET to {', '.join(BUDGET_NAMES)})")
+        return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def budget_table(active: str | None = None, **per_budget: dict) -> BudgetTable:
+    """Show what each budget means for this notebook; takes the same overrides as get_budget."""
+    active = active or budget()
+    if active not in BUDGET_NAMES:
+        raise ValueError(f"{active!r} is not a budget; valid values are {', '.join(BUDGET_NAMES)}")
+    return BudgetTable(all_budgets(**per_budget), active)

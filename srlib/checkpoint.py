@@ -1,0 +1,199 @@
+"""Checkpoints: a training run saved so that it can be resumed exactly, or its model rebuilt.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it loads with
+``torch.load(weights_only=True)``, which cannot execute code hidden in a downloaded file. It
+holds everything needed to continue a run bit for bit: weights, optimizer and AMP scaler
+state, the step, the history and the state of every random number generator. It also names
+the model (registry name, configuration, scale), so that loading it into a different model is
+a clear error rather than a shape mismatch deep inside ``load_state_dict``.
+
+Saving writes to a temporary file and renames it over the old one: a crash or Ctrl-C while
+saving leaves the previous checkpoint intact, never half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .device import mps_available
+
+if TYPE_CHECKING:
+    from .train import History
+
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "check_same_model", "model_identity",
+           "model_label", "rng_states", "set_rng_states"]
+
+CHECKPOINT_FORMAT = "srlib-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists, NumPy scalars to numbers, str subclasses to str: simple to compare and store."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, str):
+        return str(obj)  # e.g. torch.__version__ is a str subclass that weights_only refuses
+    return obj
+
+
+def model_identity(model: torch.nn.Module) -> tuple[str, dict, int | None]:
+    """(name, config, scale) of a model: what must match between a model and its checkpoint."""
+    name = getattr(model, "srlib_name", type(model).__name__)
+    config = _plain(dict(getattr(model, "srlib_config", {}) or {}))
+    scale = getattr(model, "scale", None)
+    return name, config, (int(scale) if scale is not None else None)
+
+
+def model_label(name: str, scale: int | None) -> str:
+    """How messages name a model: "fsrcnn x3", or just the name for a model without a scale."""
+    return f"{name} x{scale}" if scale is not None else name
+
+
+def check_same_model(ckpt: dict, model: torch.nn.Module, path: str) -> None:
+    """Raise ValueError, naming what differs, unless ``ckpt`` was saved from a model like ``model``."""
+    name, config, scale = model_identity(model)
+    held = (ckpt["model_name"], ckpt["model_config"], ckpt["scale"])
+    if held[0] != name or held[2] != scale:
+        raise ValueError(f"checkpoint {path!r} holds {model_label(held[0], held[2])}, "
+                         f"model is {model_label(name, scale)}")
+    if held[1] != config:
+        keys = sorted(set(held[1]) | set(config))
+        differ = [k for k in keys if held[1].get(k, "<unset>") != config.get(k, "<unset>")]
+        ckpt_side = ", ".join(f"{k}={held[1].get(k, '<unset>')}" for k in differ)
+        model_side = ", ".join(f"{k}={config.get(k, '<unset>')}" for k in differ)
+        raise ValueError(f"checkpoint {path!r} holds {model_label(name, scale)} with {ckpt_side}, "
+                         f"model is {model_label(name, scale)} with {model_side}")
+
+
+def rng_states() -> dict:
+    """The state of every random generator, as tensors and plain numbers (weights_only-safe)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    states = {
+        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": py_gauss},
+        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if mps_available():
+        states["mps"] = torch.mps.get_rng_state()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    """Put every random generator back in the state :func:`rng_states` recorded."""
+    py = states["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = states["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["gauss"]))
+    torch.set_rng_state(states["torch"].cpu())
+    # GPU generators only come back on a machine with the same number of GPUs.
+    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+    if "mps" in states and mps_available():
+        torch.mps.set_rng_state(states["mps"].cpu())
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scaler: torch.amp.GradScaler | None = None,
+                    step: int = 0, history: History | None = None,
+                    facts: dict | None = None) -> None:
+    """Write a checkpoint of ``model`` (and optionally its training state) to ``path``.
+
+    The file is first written to ``path + ".tmp"`` and then renamed over ``path``: a rename
+    is atomic, so a crash or Ctrl-C during saving leaves the previous checkpoint intact
+    instead of a half-written file.
+    """
+    if history is None:
+        from .train import History  # imported on use: train.py itself imports this module
+
+        history = History()
+    path = os.fspath(path)
+    name, config, scale = model_identity(model)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": name,
+        "model_config": config,
+        "scale": scale,
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scaler_state": scaler.state_dict() if scaler is not None else None,
+        "step": int(step),
+        "history": history.to_dict(),
+        "rng": rng_states(),
+        "facts": _plain(dict(facts or {})),
+    }
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())  # make sure the bytes are on disk before the rename
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None,
+                    map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (safely: ``weights_only=True``).
+
+    If ``model`` is given, check that the checkpoint was made for the same model (name,
+    config and scale) and load the weights into it. Returns the checkpoint dict: keys
+    ``model_name, model_config, scale, model_state, optimizer_state, scaler_state, step,
+    history (a dict; History.from_dict rebuilds it), rng, facts``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}: train the model first "
+                                f"(fit(..., checkpoint=path) or train_or_load) or check the path")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path!r} could not be read as an srlib checkpoint (it was not written "
+                         f"by srlib.checkpoint.save_checkpoint, or is damaged): {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path!r} is a PyTorch file but not an srlib checkpoint "
+                         f"(expected a dict with format={CHECKPOINT_FORMAT!r})")
+    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(f"{path!r} has checkpoint version {ckpt['version']}; this srlib reads "
+                         f"up to version {CHECKPOINT_VERSION} (update srlib)")
+    if model is not None:
+        check_same_model(ckpt, model, path)
+        model.load_state_dict(ckpt["model_state"])
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a model from its checkpoint alone (architecture from the stored name and config).
+
+    The model is returned in eval mode; its training history is ``model.srlib_history``.
+    """
+    from .models import rebuild  # imported on use: the model zoo is only needed here
+    from .train import History  # imported on use: train.py itself imports this module
+
+    ckpt = load_checkpoint(path, map_location=map_location)
+    model = rebuild(ckpt["model_name"], ckpt["model_config"])
+    model.load_state_dict(ckpt["model_state"])
+    model.srlib_history = History.from_dict(ckpt["history"])
+    return model.eval()
+

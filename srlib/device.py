@@ -1,0 +1,50 @@
+"""Where the tensors live, and how a run is made repeatable."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["pick_device", "seed_everything"]
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Return the device to train on: CUDA if present, then Apple's MPS, then the CPU.
+
+    ``prefer`` ("cpu", "cuda", "cuda:1", "mps" or a ``torch.device``) overrides the
+    automatic choice; asking for a device this machine does not have is an error rather
+    than a silent fall-back, so that a "GPU" run never quietly crawls on the CPU.
+    """
+    if prefer is not None:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available")
+        if device.type == "mps" and not mps_available():
+            raise RuntimeError("device 'mps' was requested but Apple MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def mps_available() -> bool:
+    """Whether Apple's MPS backend exists in this PyTorch build and works on this machine."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random number generator a training run touches.
+
+    Python's ``random``, NumPy's global generator and PyTorch (CPU and every CUDA
+    device) each have their own state; data augmentation may use any of them.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds CUDA and MPS
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

@@ -12,7 +12,8 @@ the notebooks are stored with their outputs. After a change to ``srlib``, run::
 then review the diff (``git diff --stat book/``) and commit the notebooks with their new outputs.
 The script prints a table with each notebook's run time.
 
-Stamp. Before executing, every notebook listed in ``_toc.yml`` gets, right after its title cell:
+Stamp. Before executing, every notebook listed in ``_toc.yml`` gets the ``python3`` kernelspec in its
+metadata and, right after its title cell:
 
 1. a markdown cell with an "Open in Colab" badge linking to
    ``https://colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>``;
@@ -55,6 +56,9 @@ BADGE = "colab-badge"
 INSTALL = "colab-install"
 BADGE_SVG = "book/_static/colab-badge.svg"  # local copy: the book must not load images from the web
 COLAB = "https://colab.research.google.com"
+# Named in every notebook, so that JupyterLab, Colab and nbval start the same kernel
+# without asking which one.
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +173,9 @@ def _is_title(cell) -> bool:
 
 
 def stamp(nb, repo: dict, rel_path: Path):
-    """Return a copy of `nb` with fresh badge and install cells after the title cell."""
+    """Return a copy of `nb` with fresh badge and install cells after the title cell, and the kernelspec."""
     new = copy.deepcopy(nb)
+    new.metadata["kernelspec"] = dict(KERNELSPEC)
     cells = [c for c in new.cells if c.get("metadata", {}).get(STAMP_KEY) not in (BADGE, INSTALL)]
     old = {c.get("metadata", {}).get(STAMP_KEY): c for c in new.cells}
     install = install_cell(repo)
@@ -188,8 +193,8 @@ def stamp(nb, repo: dict, rel_path: Path):
 
 
 def _stamp_view(nb) -> list:
-    """What --check compares: position, source and metadata of the stamp cells."""
-    return [
+    """What --check compares: the kernelspec, and position, source and metadata of the stamp cells."""
+    return [dict(nb.metadata.get("kernelspec", {}))] + [
         (i, c.get("cell_type"), "".join(c.get("source", "")), dict(c.get("metadata", {})))
         for i, c in enumerate(nb.cells)
         if c.get("metadata", {}).get(STAMP_KEY) in (BADGE, INSTALL)
@@ -291,7 +296,7 @@ def main(argv=None) -> int:
     if args.check:
         stale = [p for p in notebooks if not is_stamped(read(ROOT / p), repo, p)]
         for p in stale:
-            print(f"missing or outdated Colab stamp: {p}")
+            print(f"missing or outdated Colab stamp or kernelspec: {p}")
         if stale:
             print(f"{len(stale)} of {len(notebooks)} notebooks need `python scripts/run_notebooks.py --stamp-only`")
             return 1
@@ -300,7 +305,8 @@ def main(argv=None) -> int:
 
     budget = os.environ.get("SRLIB_BUDGET")
     if not args.stamp_only:
-        print(f"SRLIB_BUDGET={budget or '(unset: default budget)'}; kernel {args.kernel}; timeout {args.timeout} s/cell")
+        print(f"SRLIB_BUDGET={budget or '(unset: default budget)'}; kernel {args.kernel}; "
+              f"timeout {args.timeout} s/cell")
         if budget:
             print("note: the committed outputs are made with SRLIB_BUDGET unset; nbval compares against them")
 

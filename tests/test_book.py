@@ -77,21 +77,19 @@ def toc_pages() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory) -> Path:
-    """Build the book once into a temporary folder; return the HTML folder."""
+def build_book(source: Path, out: Path) -> Path:
+    """Build the book of ``source`` into ``out`` with warnings as errors; return the HTML folder."""
     try:
         import jupyter_book  # noqa: F401
     except ImportError:
         _unavailable("jupyter-book is not installed (pip install -r requirements.txt)")
-    out = tmp_path_factory.mktemp("book")
     log = out / "build.log"
     cmd = [
         sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-        "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going",
+        "build", str(source), "--path-output", str(out), "-W", "-n", "--keep-going",
     ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=source, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - start
     log.write_text(proc.stdout, encoding="utf-8")
     warnings = [line for line in proc.stdout.splitlines() if "WARNING" in line or "ERROR" in line]
@@ -99,13 +97,19 @@ def built_book(tmp_path_factory) -> Path:
         tail = "\n".join(proc.stdout.splitlines()[-40:])
         pytest.fail(
             f"jupyter-book build failed (exit {proc.returncode}, {len(warnings)} warnings/errors, "
-            f"{seconds:.0f} s; full log: {log})\n\nwarnings and errors:\n" + "\n".join(warnings)
+            f"{seconds:.0f} s; full log: {log})\n\nwarnings and errors:\n" + "\n".join(warnings[:50])
             + f"\n\nlog tail:\n{tail}",
             pytrace=False,
         )
     html = out / "_build" / "html"
     assert (html / "index.html").is_file(), f"no index.html in {html}"
     return html
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """Build the book once into a temporary folder; return the HTML folder."""
+    return build_book(ROOT, tmp_path_factory.mktemp("book"))
 
 
 def test_book_builds_without_warnings(built_book):
@@ -131,6 +135,59 @@ def test_mathjax_is_served_by_the_book(built_book):
     assert "_static/mathjax/tex-chtml.js" in intro
     assert "cdn.jsdelivr.net" not in intro
     assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+BOOK_CONFIG = ("_config.yml", "_toc.yml")
+NOT_A_PAGE = "# A package README\n\nLinks to [nowhere](missing.md) and {ref}`no-such-label`.\n"
+
+
+def _plant_environments(root: Path) -> list[Path]:
+    """Virtual environments as readers name them, each with Markdown that would warn if read."""
+    planted = []
+    for folder, marker in ((".venv", "pyvenv.cfg"), ("venv", "pyvenv.cfg"), ("env", "pyvenv.cfg"),
+                           ("my-course-env", "pyvenv.cfg"), ("miniconda", "conda-meta")):
+        env = root / folder
+        (env / "lib" / "python3.11" / "site-packages" / "somepackage").mkdir(parents=True)
+        marker_path = env / marker
+        marker_path.mkdir() if marker == "conda-meta" else marker_path.write_text("home = /usr/bin\n")
+        (env / "README.md").write_text(NOT_A_PAGE)
+        (env / "lib" / "python3.11" / "site-packages" / "somepackage" / "README.md").write_text(NOT_A_PAGE)
+        planted.append(env)
+    stray = root / "book" / "site-packages" / "README.md"  # a site-packages folder alone
+    stray.parent.mkdir(parents=True)
+    stray.write_text(NOT_A_PAGE)
+    return planted
+
+
+def test_virtual_environments_never_reach_the_build(tmp_path):
+    """A venv inside the clone (the habit of most Python users) leaves the -W build clean."""
+    source = tmp_path / "clone"
+    shutil.copytree(ROOT / "book", source / "book", ignore=shutil.ignore_patterns("_build", ".*"))
+    for name in BOOK_CONFIG:
+        shutil.copy2(ROOT / name, source / name)
+    planted = _plant_environments(source)
+    html = build_book(source, tmp_path / "out")  # fails on any warning, e.g. from a README read as a page
+    log = (tmp_path / "out" / "build.log").read_text(encoding="utf-8")
+    for env in planted:
+        assert env.name not in {p.relative_to(html).parts[0] for p in html.rglob("*.html")}
+        assert f"{env.name}/README" not in log
+
+
+def test_foreign_folders_are_found_at_any_depth(tmp_path):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from srbook_sources import foreign_folders
+    finally:
+        sys.path.pop(0)
+    _plant_environments(tmp_path)
+    (tmp_path / "book" / "chapter").mkdir(parents=True)
+    (tmp_path / "book" / "chapter" / ".ipynb_checkpoints").mkdir()
+    nested = tmp_path / "book" / "chapter" / "labenv"
+    nested.mkdir()
+    (nested / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    found = foreign_folders(tmp_path)
+    assert sorted(found) == sorted([".venv", "venv", "env", "my-course-env", "miniconda", "book/site-packages",
+                                    "book/chapter/.ipynb_checkpoints", "book/chapter/labenv"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ grayscale, exactly as stored on disk; conversion to tensors happens in one place
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +50,15 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 def _skimage_photo(name: str) -> np.ndarray:
     import skimage.data
 
-    if name.startswith("motorcycle_"):
-        left, right, _disparity = skimage.data.stereo_motorcycle()
-        return left if name.endswith("left") else right
-    return getattr(skimage.data, name)()
+    with warnings.catch_warnings():
+        # scikit-image reads its photographs through pooch, which imports tqdm.auto; in a
+        # notebook without ipywidgets that warns (once, naming a local path) that it falls back
+        # to text progress bars, which is all the book uses.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        if name.startswith("motorcycle_"):
+            left, right, _disparity = skimage.data.stereo_motorcycle()
+            return left if name.endswith("left") else right
+        return getattr(skimage.data, name)()
 
 
 def sample_images(split: str = "test") -> dict[str, np.ndarray]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -390,6 +392,29 @@ def test_notebooks_carry_current_colab_stamp():
         "run `python scripts/run_notebooks.py --stamp-only` (or a full run) and commit the notebooks:\n"
         + proc.stdout
     )
+
+
+MACHINE_SPECIFIC = re.compile(r"site-packages|/home/|/root/|/tmp/|/Users/|[A-Z]:\\\\|\d\.\de-1\d\b")
+
+
+def test_compared_outputs_hold_nothing_machine_specific():
+    """nbval compares every untagged output: a path, or a floating-point residue's digits,
+    would differ on the next correct machine."""
+    found = []
+    for path in sorted((ROOT / "book").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for index, cell in enumerate(cells):
+            if cell["cell_type"] != "code" or "nbval-ignore-output" in cell["metadata"].get("tags", []):
+                continue
+            for output in cell.get("outputs", []):
+                text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+                match = MACHINE_SPECIFIC.search(text)
+                if match:
+                    context = text[max(0, match.start() - 40):match.end() + 40]
+                    found.append(f"{path.relative_to(ROOT)} cell {index}: ...{context}...")
+    assert not found, "compared outputs that differ between machines:\n" + "\n".join(found)
 
 
 def test_architecture_figures_redraw_deterministically(tmp_path):

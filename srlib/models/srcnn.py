@@ -20,7 +20,8 @@ Deviation from the paper: the original convolutions had no padding, so a 33x33 i
 patch gave a 21x21 output and the loss was computed on the centre of the label. Here
 every convolution uses 'same' zero padding so that output and input have the same size,
 which is what every later model does and what an evaluation pipeline expects. The border
-pixels (within 6 pixels for 9-5-5) therefore see zero padding; the standard evaluation
+pixels therefore see zero padding: within 8 pixels of the edge for 9-5-5 (receptive field
+9 + 5 + 5 - 2 = 17 pixels, 8 on each side of the centre), 6 for 9-1-5; the standard evaluation
 crops ``scale`` border pixels, and a receptive-field-sized border is worth remembering
 when comparing with the paper.
 """

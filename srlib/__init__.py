@@ -8,8 +8,9 @@ One concern per module, each readable top to bottom:
   download and the data root;
 * ``models``: one file per paper, each declaring its own spec; ``inference`` (tiled
   forward, self-ensemble) and ``profile`` (parameters, MACs, latency);
-* ``device``, ``budget``, ``checkpoint``, ``train``: where to run, how much to train,
-  saving and resuming, and the training loop ``fit``;
+* ``device``, ``budget``, ``history``, ``checkpoint``, ``train``: where to run, how much to
+  train, what a run records, saving and resuming, and the training loop ``fit``; with it ``interrupt`` (Ctrl-C between
+  steps) and ``distributed`` (several processes, launched by torchrun);
 * ``evaluate``, ``plots``, ``cli``: the protocol applied to a model, figures for the book,
   and ``python -m srlib {models,train,evaluate,upscale,download}``.
 """

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from .device import mps_available
-
-if TYPE_CHECKING:
-    from .train import History
+from .history import History
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "check_same_model", "model_identity",
            "model_label", "rng_states", "set_rng_states"]
@@ -118,7 +116,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
     instead of a half-written file.
     """
     if history is None:
-        from .train import History  # imported on use: train.py itself imports this module
 
         history = History()
     path = os.fspath(path)
@@ -189,7 +186,6 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     The model is returned in eval mode; its training history is ``model.srlib_history``.
     """
     from .models import rebuild  # imported on use: the model zoo is only needed here
-    from .train import History  # imported on use: train.py itself imports this module
 
     ckpt = load_checkpoint(path, map_location=map_location)
     model = rebuild(ckpt["model_name"], ckpt["model_config"])

@@ -8,7 +8,9 @@
 
 Training data is ``embedded`` (scikit-image photographs) or a set under the data root
 (``--root`` or ``$SRLIB_DATA``). Checkpoints carry the model name, configuration, scale and
-training facts, and are loaded with ``weights_only=True``.
+training facts, and are loaded with ``weights_only=True``. ``torchrun --nproc_per_node=N -m srlib
+train ...`` trains in N processes (DistributedDataParallel, see :mod:`srlib.distributed`); rank 0
+validates, prints and writes the checkpoint, and ``--batch-size`` is per process.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ def cmd_train(args) -> int:
     from .budget import get_budget
     from .data import PatchDataset
     from .device import pick_device
+    from .distributed import leave, this_process
     from .evaluate import evaluate
     from .models import build, spec
     from .train import fit
@@ -72,15 +75,23 @@ def cmd_train(args) -> int:
 
     out = Path(args.out or f"checkpoints/{args.model}_{size}_x{args.scale}.pt")
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
-          f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
-          f"device {pick_device(args.device)}; checkpoint {out}")
-    history = fit(model, data, steps=steps, loss_fn=model_spec.loss, lr=args.lr, batch_size=args.batch_size
-                  or budget.batch_size, validate=validate, eval_every=args.eval_every or budget.eval_every,
-                  checkpoint=out, checkpoint_every=budget.checkpoint_every, amp=budget.amp,
-                  device=args.device, seed=args.seed, progress=not args.no_progress)
-    last = history.val[-1][1] if history.val else float("nan")
-    print(f"done: {len(history.steps)} steps, held-out PSNR {last:.2f} dB; saved {out}")
+    batch_size = args.batch_size or budget.batch_size
+    world = this_process()  # under torchrun, one of several: rank 0 prints (fit validates and saves there)
+    processes = f" x {world.size} processes, {world.size * batch_size} patches per step" if world.size > 1 else ""
+    if world.main:
+        print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
+              f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
+              f"device {pick_device(args.device)}{processes}; checkpoint {out}")
+    try:
+        history = fit(model, data, steps=steps, loss_fn=model_spec.loss, lr=args.lr, batch_size=batch_size,
+                      validate=validate, eval_every=args.eval_every or budget.eval_every, checkpoint=out,
+                      checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device, seed=args.seed,
+                      progress=not args.no_progress)
+    finally:
+        leave()  # the process group fit joined under torchrun
+    if world.main:
+        last = history.val[-1][1] if history.val else float("nan")
+        print(f"done: {len(history.steps)} steps, held-out PSNR {last:.2f} dB; saved {out}")
     return 0
 
 
@@ -168,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--root", help="data root (default: $SRLIB_DATA or ./data)")
     train.add_argument("--out", help="checkpoint path; an existing checkpoint is resumed")
     train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--batch-size", type=int,
+                       help="patches per step (default: the budget's); under torchrun, per process")
     train.add_argument("--patch-size", type=int, help="HR patch side (default: the budget's)")
     train.add_argument("--eval-every", type=int)
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")

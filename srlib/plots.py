@@ -227,7 +227,7 @@ def plot_history(history: Any, smooth: int | None = None,
     """Training loss (left, log scale) and validation PSNR (right) against the step.
 
     Args:
-        history: a :class:`srlib.train.History` (or its ``to_dict()``), or a dict
+        history: a :class:`srlib.history.History` (or its ``to_dict()``), or a dict
             name -> history to overlay several runs.
         smooth: window of the moving average drawn over the raw loss (default: about a
             fiftieth of the run). The per-step loss is noisy because each step sees

@@ -27,6 +27,10 @@ checkpoint exists. The arguments of ``fit``:
   exactly; with workers, augmentation drawing from the global generators restarts its stream on
   resume (datasets whose item ``i`` depends on ``i`` alone, like PatchDataset, stay exact).
 
+Launched by ``torchrun --nproc_per_node=N``, fit trains in N processes with DistributedDataParallel
+(:mod:`srlib.distributed`): ``batch_size`` is per process, a step learns from N x ``batch_size``
+patches, and the learning rate is left as given.
+
 Ctrl-C (or a notebook's stop button) lets the current step finish, saves a checkpoint and raises
 KeyboardInterrupt; calling ``fit`` again continues exactly there. Any other exception saves nothing
 (the state may be broken, e.g. by NaNs): a crash loses at most one checkpoint interval.
@@ -36,11 +40,8 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -49,49 +50,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import check_same_model, load_checkpoint, model_identity, model_label, save_checkpoint, set_rng_states
 from .device import pick_device, seed_everything
+from .distributed import World, join
+from .history import History
+from .interrupt import DeferInterrupt
 
-__all__ = ["History", "mse_loss", "fit", "train_or_load", "progress_bar"]
+__all__ = ["mse_loss", "fit", "train_or_load", "progress_bar"]
 
 
-@dataclass
-class History:
-    """What a training run records, in plain Python so that it round-trips through JSON: for every
-    optimizer step its number (from 1), loss and learning rate; (step, PSNR in dB) pairs from
-    validation; and the wall-clock seconds, summed over a run and its resumptions."""
-
-    steps: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    val: list[tuple[int, float]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def record(self, step: int, loss: float, lr: float) -> None:
-        self.steps.append(step)
-        self.loss.append(loss)
-        self.lr.append(lr)
-
-    @property
-    def last_psnr(self) -> float | None:
-        return self.val[-1][1] if self.val else None
-
-    @property
-    def best_psnr(self) -> float | None:
-        return max(p for _, p in self.val) if self.val else None
-
-    def to_dict(self) -> dict:
-        return {"steps": list(self.steps), "loss": list(self.loss), "lr": list(self.lr),
-                "val": [[int(s), float(p)] for s, p in self.val], "seconds": float(self.seconds)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        return cls(steps=[int(s) for s in d.get("steps", [])], loss=[float(v) for v in d.get("loss", [])],
-                   lr=[float(v) for v in d.get("lr", [])], val=[(int(s), float(p)) for s, p in d.get("val", [])],
-                   seconds=float(d.get("seconds", 0.0)))
-
-    def __repr__(self) -> str:
-        psnr = f", last PSNR {self.last_psnr:.2f} dB" if self.val else ""
-        loss = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
-        return f"History({len(self.steps)} steps{loss}{psnr}, {self.seconds:.1f} s)"
 
 
 def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
@@ -109,31 +74,32 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
     """Train ``model`` for exactly ``steps`` optimizer steps (arguments: see the module docstring).
 
     Returns the run's :class:`History` and leaves the model in eval mode."""
-    device = pick_device(device)
-    update = _Update(model.to(device).train(), loss_fn or mse_loss, device, steps, lr=lr, optimizer=optimizer,
+    world = join(pick_device(device))  # one process, or one of torchrun's (then on its own GPU)
+    update = _Update(model.to(world.device).train(), loss_fn or mse_loss, world, steps, lr=lr, optimizer=optimizer,
                      lr_schedule=lr_schedule, milestones=milestones, gamma=gamma, clip_grad=clip_grad,
                      clip_mode=clip_mode, amp=amp)
     seed_everything(seed)
     books = _Books(update, validate, eval_every, checkpoint, checkpoint_every,
-                   facts=dict(batch_size=batch_size, device=str(device), seed=seed))
+                   facts=dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts), world=world)
+    progress = progress and world.main  # one bar and one set of messages
     history, step = books.resume(progress) if resume else (History(), 0)
     if step < steps:
-        batches = _batches(data, batch_size, seed, step, num_workers, device)
+        batches = _batches(data, batch_size, seed, step, num_workers, world)
         bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
                            leave=True, disable=not progress)
         consistent = True  # weights, step and history agree: safe to save
         try:
-            with _DeferInterrupt() as interrupt:
+            with DeferInterrupt() as interrupt:
                 while step < steps:
                     consistent = False
                     loss, rate = update(next(batches), done=step)
                     step += 1
-                    history.record(step, loss, rate)
+                    history.record(step, world.mean(loss), rate)  # over the processes, if several
                     consistent = True
                     books.validate_if_due(history, step)
                     books.save_if_due(history, step)
                     _show_progress(bar, history)
-                    if interrupt.requested:
+                    if world.any(interrupt.requested):  # every process stops at the same step
                         raise KeyboardInterrupt(f"training interrupted at step {step}")
         except KeyboardInterrupt:
             if consistent:  # save what we have; a rerun resumes from here
@@ -197,14 +163,16 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
 class _Update:
     """One optimizer step: forward (autocast), backward, clipping, update at the scheduled rate."""
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, device: torch.device, steps: int, *, lr: float,
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, world: World, steps: int, *, lr: float,
                  optimizer: str | Callable, lr_schedule: None | str | Callable, milestones: list[int] | None,
                  gamma: float, clip_grad: float | None, clip_mode: str, amp: bool | None):
         if not callable(optimizer) and optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam', 'sgd' or a callable params -> Optimizer, got {optimizer!r}")
         if clip_mode not in ("norm", "value", "adjustable"):
             raise ValueError(f"clip_mode must be 'norm', 'value' or 'adjustable', got {clip_mode!r}")
-        self.model, self.loss_fn, self.steps, self.device_type = model, loss_fn, steps, device.type
+        device = world.device
+        self.model, self.steps, self.device_type = model, steps, device.type
+        self.loss = world.loss(model, loss_fn)  # loss_fn(model, *batch); under torchrun, through DDP
         self.optimizer = (optimizer(model.parameters()) if callable(optimizer)  # e.g. per-layer rates
                           else torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
                           else torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
@@ -226,7 +194,7 @@ class _Update:
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base_lr * self.lr_factor(done)
         with torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp):
-            loss = self.loss_fn(self.model, *batch)
+            loss = self.loss(*batch)
         value = loss.item()
         if not math.isfinite(value):
             raise FloatingPointError(f"loss became {value} at step {done + 1}; try a lower lr or clip_grad "
@@ -272,8 +240,9 @@ class _Books:
     """What fit does besides stepping: validating and saving every so many steps, timing, resuming."""
 
     def __init__(self, update: _Update, validate: Callable | None, eval_every: int | None,
-                 path: str | os.PathLike | None, checkpoint_every: int | None, facts: dict):
+                 path: str | os.PathLike | None, checkpoint_every: int | None, facts: dict, world: World):
         self.update, self.model, self.steps, self.validate = update, update.model, update.steps, validate
+        self.world = world  # rank 0 validates, reads and writes; the others get what they need from it
         every = max(1, self.steps // 10)  # by default, ten times a run
         self.eval_every, self.checkpoint_every = eval_every or every, checkpoint_every or every
         self.path = os.fspath(path) if path is not None else None
@@ -290,7 +259,7 @@ class _Books:
         self.model.eval()
         try:
             with torch.no_grad():
-                history.val.append((step, float(self.validate(self.model))))
+                history.val.append((step, self.world.from_main(lambda: float(self.validate(self.model)))))
         finally:
             self.model.train()
         return True
@@ -303,16 +272,20 @@ class _Books:
         history.seconds = time.perf_counter() - self.started
         if self.path is None or (unless_saved and step == self.saved_step):
             return
-        save_checkpoint(self.path, self.model, optimizer=self.update.optimizer, scaler=self.update.scaler,
-                        step=step, history=history,
-                        facts=dict(self.facts, seconds=history.seconds, finished=step >= self.steps))
+        if self.world.main:  # the bare model's weights: no "module." prefix
+            save_checkpoint(self.path, self.model, optimizer=self.update.optimizer, scaler=self.update.scaler,
+                            step=step, history=history,
+                            facts=dict(self.facts, seconds=history.seconds, finished=step >= self.steps))
+        self.world.barrier()  # the others wait until the file is complete
         self.saved_step = step
 
     def resume(self, progress: bool) -> tuple[History, int]:
         """History and step of the checkpoint, if any, with weights, optimizer and generators restored."""
-        if self.path is None or not os.path.exists(self.path):
+        ckpt = self.world.from_main(self.read)  # rank 0 reads it; every process gets the same
+        if ckpt is None:
             return History(), 0
-        ckpt = load_checkpoint(self.path, self.model)  # checks it is the same model, loads weights
+        check_same_model(ckpt, self.model, self.path)
+        self.model.load_state_dict(ckpt["model_state"])
         if ckpt["optimizer_state"] is not None:  # load_state_dict moves it to the parameters' device
             self.update.optimizer.load_state_dict(ckpt["optimizer_state"])
         if ckpt["scaler_state"]:
@@ -326,13 +299,19 @@ class _Books:
             self.save(history, step)
         return history, step
 
+    def read(self) -> dict | None:
+        return load_checkpoint(self.path) if self.path is not None and os.path.exists(self.path) else None
+
 
 def _batches(data: Dataset, batch_size: int, seed: int, start_batch: int, num_workers: int,
-             device: torch.device) -> Iterator[list[torch.Tensor]]:
-    """Batches on ``device``, endlessly, in the seeded order, from batch ``start_batch`` on."""
-    if len(data) < batch_size:
-        raise ValueError(f"the dataset has {len(data)} items, fewer than batch_size={batch_size}")
-    order = _shuffled_batches(len(data), batch_size, seed, start_batch)
+             world: World) -> Iterator[list[torch.Tensor]]:
+    """Batches on this process's device, endlessly, in the seeded order, from batch ``start_batch`` on.
+    With N processes the order is of N x batch_size indices, and each process takes its part."""
+    if len(data) < batch_size * world.size:
+        raise ValueError(f"the dataset has {len(data)} items, fewer than batch_size={batch_size}"
+                         + (f" times {world.size} processes" if world.size > 1 else ""))
+    order = world.share(_shuffled_batches(len(data), batch_size * world.size, seed, start_batch))
+    device = world.device
     if num_workers == 0 and callable(getattr(data, "batch", None)):  # it cuts whole batches itself
         batches = _cut_ahead(data, order, batch_size)
     else:  # the loader's private generator (it seeds workers) leaves the global torch generator alone
@@ -376,24 +355,3 @@ def _show_progress(bar, history: History) -> None:
     psnr = {"psnr": f"{history.val[-1][1]:.2f}"} if history.val else {}
     bar.set_postfix(loss=f"{sum(recent) / len(recent):.4g}", **psnr, refresh=False)
     bar.update(1)
-
-
-class _DeferInterrupt:
-    """Turn Ctrl-C into a request honoured between steps: stopping half-way through one would leave
-    weights and step counter out of sync. A second Ctrl-C interrupts at once."""
-
-    def __enter__(self) -> _DeferInterrupt:
-        self.requested = False
-        self._installed = threading.current_thread() is threading.main_thread()
-        if self._installed:  # signal handlers can only be set from the main thread
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def _on_sigint(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)

@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from srlib.history import History  # noqa: E402
 from srlib.plots import _most_textured_box, compare, plot_history  # noqa: E402
-from srlib.train import History  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ import torch.nn as nn
 from srlib import checkpoint
 from srlib.budget import BUDGET_NAMES, Budget, budget, budget_table, get_budget
 from srlib.checkpoint import load_checkpoint, save_checkpoint
-from srlib.train import History, fit, train_or_load
+from srlib.history import History
+from srlib.train import fit, train_or_load
 
 
 class TinyNet(nn.Module):

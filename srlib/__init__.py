@@ -11,6 +11,6 @@ One concern per module, each readable top to bottom:
 * ``device``, ``budget``, ``history``, ``checkpoint``, ``train``: where to run, how much to
   train, what a run records, saving and resuming, and the training loop ``fit``; with it ``interrupt`` (Ctrl-C between
   steps) and ``distributed`` (several processes, launched by torchrun);
-* ``evaluate``, ``plots``, ``cli``: the protocol applied to a model, figures for the book,
-  and ``python -m srlib {models,train,evaluate,upscale,download}``.
+* ``evaluate``, ``plots``, ``progress``, ``cli``: the protocol applied to a model, figures
+  for the book, progress bars, and ``python -m srlib {models,train,evaluate,upscale,download}``.
 """

@@ -20,7 +20,6 @@ grayscale, exactly as stored on disk; conversion to tensors happens in one place
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,13 @@ import torch
 from torch.utils.data import Dataset
 
 from .color import rgb_to_y
-from .datasets import SETS, data_root  # re-exported: their home is srlib.datasets
+from .datasets import SETS, data_root
 from .degradations import DEGRADATIONS, degrade, network_input
 from .metrics import mod_crop
+from .progress import tqdm_auto
 
 __all__ = [
-    "TRAIN_SAMPLES", "TEST_SAMPLES", "SETS", "sample_images", "center_crops", "data_root", "load_set", "load_image",
+    "TRAIN_SAMPLES", "TEST_SAMPLES", "sample_images", "center_crops", "load_set", "load_image",
     "to_tensor", "PatchDataset", "dihedral",
 ]
 
@@ -50,15 +50,11 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 def _skimage_photo(name: str) -> np.ndarray:
     import skimage.data
 
-    with warnings.catch_warnings():
-        # scikit-image reads its photographs through pooch, which imports tqdm.auto; in a
-        # notebook without ipywidgets that warns (once, naming a local path) that it falls back
-        # to text progress bars, which is all the book uses.
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        if name.startswith("motorcycle_"):
-            left, right, _disparity = skimage.data.stereo_motorcycle()
-            return left if name.endswith("left") else right
-        return getattr(skimage.data, name)()
+    tqdm_auto()  # scikit-image reads through pooch, which imports tqdm.auto: quietly first
+    if name.startswith("motorcycle_"):
+        left, right, _disparity = skimage.data.stereo_motorcycle()
+        return left if name.endswith("left") else right
+    return getattr(skimage.data, name)()
 
 
 def sample_images(split: str = "test") -> dict[str, np.ndarray]:

@@ -150,7 +150,7 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
                         scale=scale)
     items = images.items()
     if progress:
-        from .train import progress_bar
+        from .progress import progress_bar
         items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
     for name, img in items:
         hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)

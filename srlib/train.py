@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from typing import Callable, Iterator
 
 import torch
@@ -53,8 +52,9 @@ from .device import pick_device, seed_everything
 from .distributed import World, join
 from .history import History
 from .interrupt import DeferInterrupt
+from .progress import progress_bar
 
-__all__ = ["mse_loss", "fit", "train_or_load", "progress_bar"]
+__all__ = ["mse_loss", "fit", "train_or_load"]
 
 
 
@@ -340,14 +340,6 @@ def _shuffled_batches(n: int, batch_size: int, seed: int, start_batch: int) -> I
         for b in range(first, per_epoch):
             yield order[b * batch_size: (b + 1) * batch_size].tolist()
         epoch, first = epoch + 1, 0
-
-
-def progress_bar(**kwargs):
-    """A tqdm bar: a widget in Jupyter when ipywidgets is installed, plain text otherwise."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # without ipywidgets tqdm.auto warns, then uses text: fine
-        from tqdm.auto import tqdm
-    return tqdm(**kwargs)
 
 
 def _show_progress(bar, history: History) -> None:

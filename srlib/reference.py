@@ -1,0 +1,229 @@
+"""Reference models: networks trained once on the 291-image set and shipped with srlib.
+
+A minute of CPU training shows that a network learns; it does not show what the network can
+do. Every lab therefore also loads a *reference model*: the same architecture trained for a
+fixed, recorded budget on T91 + BSD200 (the "291 images" of VDSR and later papers), on a 2-core
+CPU. The weights live in ``srlib/weights/`` as half-precision safetensors files (no pickle,
+nothing executed when loading), each with a JSON file beside it that records how it was made
+and what it measured on Set5 and on the embedded held-out photographs when it was saved::
+
+    model = load_reference("espcn-x3")          # float32, eval mode, checksum verified
+    python -m srlib upscale espcn-x3 photo.png  # the same from the command line
+
+``python scripts/train_reference.py NAME`` retrains one (see :data:`RECIPES`); the recorded
+numbers are re-measured by the tests, so a change to the protocol, the loader or a model that
+moves any of them by 0.01 dB fails.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "reference_names", "reference_info", "load_reference",
+           "train_reference", "measure_reference", "is_reference"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+TRAINING_SETS = ("T91", "BSD200")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one reference model is trained: Adam with a cosine-decayed rate, seed 0, on Y patches.
+
+    ``steps`` was chosen so that each model trains for 10-25 minutes on an idle 2-core CPU
+    (measured step times; see the book's note on reference models)."""
+
+    model: str
+    size: str
+    scale: int
+    steps: int
+    batch_size: int
+    patch_size: int
+    lr: float
+    seed: int = 0
+
+    @property
+    def schedule(self) -> str:
+        return f"Adam (betas 0.9, 0.999), rate {self.lr:g} decayed to 0 on a cosine over {self.steps:,} steps"
+
+
+RECIPES: dict[str, Recipe] = {
+    # SRCNN's 33x33 sub-images; the two variants get the same steps, so they can be compared.
+    "srcnn-x3": Recipe("srcnn", "9-5-5", 3, steps=15_000, batch_size=32, patch_size=33, lr=1e-3),
+    "srcnn-9-1-5-x3": Recipe("srcnn", "9-1-5", 3, steps=15_000, batch_size=32, patch_size=33, lr=1e-3),
+    # FSRCNN and ESPCN work in LR space and cost about a quarter of SRCNN per step.
+    "fsrcnn-x3": Recipe("fsrcnn", "paper", 3, steps=45_000, batch_size=32, patch_size=48, lr=2e-3),
+    "espcn-x3": Recipe("espcn", "paper", 3, steps=30_000, batch_size=32, patch_size=51, lr=2e-3),
+}
+
+
+def reference_names() -> list[str]:
+    """Names of the reference models shipped with this srlib (their weights are present)."""
+    return [name for name in RECIPES if (WEIGHTS_DIR / f"{name}.safetensors").is_file()]
+
+
+def is_reference(name: str) -> bool:
+    """Whether ``name`` names a reference model (e.g. ``"espcn-x3"``), shipped or not."""
+    return str(name).lower() in RECIPES
+
+
+def _paths(name: str) -> tuple[Path, Path]:
+    key = str(name).lower()
+    if key not in RECIPES:
+        raise ValueError(f"unknown reference model {name!r}; choose one of: {', '.join(RECIPES)}")
+    return WEIGHTS_DIR / f"{key}.safetensors", WEIGHTS_DIR / f"{key}.json"
+
+
+def reference_info(name: str) -> dict:
+    """The provenance and measurements recorded beside reference model ``name``."""
+    weights, info = _paths(name)
+    if not info.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"reference model {name!r} is not in {WEIGHTS_DIR}; "
+                                f"train it with: python scripts/train_reference.py {name}")
+    return json.loads(info.read_text())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_reference(name: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Reference model ``name`` in float32 and eval mode, after checking its file's sha256."""
+    from safetensors.torch import load_file
+
+    from .models import rebuild
+
+    weights, _ = _paths(name)
+    info = reference_info(name)
+    if _sha256(weights) != info["sha256"]:
+        raise ValueError(f"{weights.name} does not match the checksum recorded in {weights.stem}.json: "
+                         f"the file is damaged or was replaced; restore it from the repository")
+    model = rebuild(info["model"], info["config"])
+    state = {k: v.float() for k, v in load_file(weights).items()}
+    model.load_state_dict(state)
+    model.srlib_reference = info
+    return model.eval().to(device)
+
+
+def measure_reference(model: torch.nn.Module, root=None) -> dict:
+    """Set5 (if the data root has it) and embedded held-out PSNR/SSIM of a model, rounded as recorded."""
+    from .data import load_set, sample_images
+    from .datasets import data_root
+    from .evaluate import evaluate
+
+    scale = int(model.scale)
+    sets = {"embedded": sample_images("test")}
+    if (data_root(root) / "Set5").is_dir():
+        sets["Set5"] = load_set("Set5", root)
+    measured = {}
+    for set_name, images in sets.items():
+        result = evaluate(model, images, scale)
+        measured[set_name] = dict(psnr=round(result.mean_psnr, 4), ssim=round(result.mean_ssim, 5),
+                                  bicubic_psnr=round(result.mean_bicubic_psnr, 4),
+                                  bicubic_ssim=round(result.mean_bicubic_ssim, 5),
+                                  per_image_psnr={k: round(v, 4) for k, v in zip(result.names, result.psnr)})
+    return measured
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if out.returncode == 0 \
+            else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "checkpoints/reference",
+                    out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Train reference model ``name`` by its recipe, save its half-precision weights and provenance.
+
+    Training checkpoints go to ``checkpoint_dir`` (an interrupted run resumes there); the
+    weights and JSON go to ``out_dir`` (default: srlib's own ``weights`` folder). Returns the
+    recorded information.
+    """
+    from safetensors.torch import save_file
+
+    from .data import PatchDataset, center_crops, load_set, sample_images
+    from .device import seed_everything
+    from .evaluate import evaluate
+    from .models import build, spec
+    from .train import fit
+
+    _paths(name)  # an unknown name is refused before any work
+    name = str(name).lower()
+    recipe = RECIPES[name]
+    model_spec = spec(recipe.model)
+    images = {}
+    for set_name in TRAINING_SETS:
+        images.update({f"{set_name}/{k}": v for k, v in load_set(set_name, root).items()})
+    data = PatchDataset(images, recipe.scale, patch_size=recipe.patch_size, channels="y",
+                        upsampled=model_spec.input == "upsampled", seed=recipe.seed)
+    validation = center_crops(sample_images("val"), 256)
+    seed_everything(recipe.seed)  # before building: the initial weights are part of the recipe
+    model = build(recipe.model, recipe.scale, size=recipe.size)
+    history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
+                  batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
+                  validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
+                  eval_every=max(1, recipe.steps // 20), checkpoint=Path(checkpoint_dir) / f"{name}.pt", desc=name)
+
+    # What is shipped is the half-precision weights; everything is measured on them.
+    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / f"{name}.safetensors"
+    _atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"model": recipe.model}))
+    info = dict(
+        name=name, model=recipe.model, paper=model_spec.paper_name, config=model.srlib_config,
+        scale=recipe.scale, recipe=asdict(recipe), schedule=recipe.schedule,
+        data=" + ".join(TRAINING_SETS) + f" ({len(images)} images, bicubic LR, Y channel, 8 flips and rotations)",
+        loss=f"srlib.models.{recipe.model}.loss: " + (model_spec.loss.__doc__ or "").strip().splitlines()[0],
+        seconds=round(history.seconds), threads=torch.get_num_threads(), torch_version=torch.__version__,
+        commit=_commit(), command=f"python scripts/train_reference.py {name}",
+        saved=time.strftime("%Y-%m-%d", time.gmtime()), dtype="float16", sha256=_sha256(weights),
+        validation=[[step, round(psnr, 4)] for step, psnr in history.val],
+        measured=measure_reference(model, root),
+    )
+    _atomic_write(out / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(info, indent=1) + "\n"))
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="train_reference.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+", choices=list(RECIPES), metavar="NAME",
+                        help=f"reference models to train: {', '.join(RECIPES)}")
+    parser.add_argument("--root", help="data root holding T91, BSD200 and Set5 (default: $SRLIB_DATA or ./data)")
+    parser.add_argument("--out-dir", help="where the weights and provenance go (default: srlib/weights)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        info = train_reference(name, args.root, out_dir=args.out_dir, progress=not args.no_progress)
+        set5 = info["measured"].get("Set5")
+        where = f"Set5 {set5['psnr']:.2f} dB / {set5['ssim']:.4f}" if set5 else "Set5 not found"
+        print(f"{name}: {info['seconds'] / 60:.1f} min; {where}; held-out photographs "
+              f"{info['measured']['embedded']['psnr']:.2f} dB", file=sys.stderr)
+    return 0

@@ -4,6 +4,7 @@
     python -m srlib train fsrcnn --scale 3 --steps 500 --out checkpoints/fsrcnn_x3.pt
     python -m srlib evaluate checkpoints/fsrcnn_x3.pt bicubic --sets Set5 embedded
     python -m srlib upscale checkpoints/fsrcnn_x3.pt photo.png --out-dir upscaled/
+    python -m srlib upscale espcn-x3 photo.png          # a reference model, by name
     python -m srlib download Set5 T91
 
 Training data is ``embedded`` (scikit-image photographs) or a set under the data root
@@ -31,15 +32,32 @@ def _images(name: str, root, split: str):
     return sample_images(split) if name == "embedded" else load_set(name, root)
 
 
-def cmd_models(args) -> int:
-    from .models import list_models
-
-    rows = list_models()
+def _print_table(rows: list[dict]) -> None:
     keys = list(rows[0])
     widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
     print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
     for r in rows:
         print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths)))
+
+
+def cmd_models(args) -> int:
+    from .models import list_models
+    from .reference import reference_info, reference_names
+
+    _print_table(list_models())
+    references = []
+    for name in reference_names():
+        info = reference_info(name)
+        set5 = info["measured"].get("Set5")
+        references.append({
+            "reference model": name, "network": f"{info['paper']} {info['recipe']['size']}",
+            "Set5 PSNR / SSIM": f"{set5['psnr']:.2f} / {set5['ssim']:.4f}" if set5 else "-",
+            "bicubic": f"{set5['bicubic_psnr']:.2f} / {set5['bicubic_ssim']:.4f}" if set5 else "-",
+            "trained": f"{info['recipe']['steps']:,} steps, {info['seconds'] / 60:.0f} min CPU",
+        })
+    if references:
+        print("\nReference models (trained on T91 + BSD200; use a name wherever a checkpoint is expected):")
+        _print_table(references)
     return 0
 
 
@@ -95,10 +113,18 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _load(checkpoint: str):
+def _load(source: str):
+    """A model from a reference name (``espcn-x3``), a reference weights file or a checkpoint."""
     from .checkpoint import load_model
+    from .reference import is_reference, load_reference
 
-    return load_model(checkpoint)
+    if (is_reference(source) and not os.path.exists(source)) or str(source).endswith(".safetensors"):
+        return load_reference(source)
+    return load_model(source)
+
+
+def _label(source: str) -> str:
+    return source if not os.path.exists(source) else Path(source).stem
 
 
 def cmd_evaluate(args) -> int:
@@ -114,7 +140,7 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("error: give --scale to evaluate bicubic on its own.")
         if model is not None and args.scale and args.scale != model.scale:
             raise SystemExit(f"error: {name} was trained for x{model.scale}, not x{args.scale}.")
-        label = "bicubic" if model is None else Path(name).stem
+        label = "bicubic" if model is None else _label(name)
         runs.append((label, model, scale))
     sets = {s: _images(s, args.root, "test") for s in args.sets}
     width = max(12, *(len(label) for label, _, _ in runs))
@@ -188,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true")
 
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of checkpoints (or bicubic) on test sets")
-    ev.add_argument("models", nargs="+", help="checkpoint files, or 'bicubic'")
+    ev.add_argument("models", nargs="+",
+                    help="checkpoint files, reference models (names such as espcn-x3, or .safetensors files), "
+                         "or 'bicubic'")
     ev.add_argument("--sets", nargs="+", default=["embedded"], help="'embedded' or set names (Set5 Set14 ...)")
     ev.add_argument("--scale", type=int, help="required for bicubic alone; checked against checkpoints")
     ev.add_argument("--root", help="data root (default: $SRLIB_DATA or ./data)")
@@ -196,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chop", type=int, help="tile size in LR pixels for large images")
     ev.add_argument("--no-progress", action="store_true")
 
-    up = sub.add_parser("upscale", help="apply a checkpoint to your own images, writing PNGs")
-    up.add_argument("checkpoint")
+    up = sub.add_parser("upscale", help="apply a model to your own images, writing PNGs")
+    up.add_argument("checkpoint", metavar="model",
+                    help="a checkpoint file, or a reference model (a name such as espcn-x3, or a .safetensors file)")
     up.add_argument("images", nargs="+")
     up.add_argument("--out-dir", default="upscaled")
     up.add_argument("--self-ensemble", action="store_true")

@@ -75,28 +75,40 @@ def is_reference(name: str) -> bool:
     return str(name).lower() in RECIPES
 
 
-def _paths(name: str) -> tuple[Path, Path]:
+def _paths(name: str | os.PathLike) -> tuple[Path, Path]:
+    """The weights and provenance files of a reference name, or of a ``.safetensors`` path."""
+    if str(name).endswith(".safetensors"):
+        weights = Path(name)
+        return weights, weights.with_suffix(".json")
     key = str(name).lower()
     if key not in RECIPES:
         raise ValueError(f"unknown reference model {name!r}; choose one of: {', '.join(RECIPES)}")
     return WEIGHTS_DIR / f"{key}.safetensors", WEIGHTS_DIR / f"{key}.json"
 
 
-def reference_info(name: str) -> dict:
-    """The provenance and measurements recorded beside reference model ``name``."""
+def reference_info(name: str | os.PathLike) -> dict:
+    """The provenance and measurements recorded beside reference model ``name`` (or weights file)."""
     weights, info = _paths(name)
-    if not info.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"reference model {name!r} is not in {WEIGHTS_DIR}; "
-                                f"train it with: python scripts/train_reference.py {name}")
-    return json.loads(info.read_text())
+    if not weights.is_file():
+        fix = (f"train it with: python scripts/train_reference.py {name}" if is_reference(name)
+               else "check the path")
+        raise FileNotFoundError(f"no reference weights at {weights}; {fix}")
+    if not info.is_file():
+        raise FileNotFoundError(f"{weights.name} has no provenance file {info.name} beside it; "
+                                f"keep the two files together")
+    try:
+        return json.loads(info.read_text())
+    except ValueError as error:
+        raise ValueError(f"{info} is not valid JSON ({error}); restore it from the repository") from None
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_reference(name: str, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Reference model ``name`` in float32 and eval mode, after checking its file's sha256."""
+def load_reference(name: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Reference model ``name`` (or a ``.safetensors`` file with its ``.json`` beside it) in float32
+    and eval mode, after checking the file's sha256 against the one recorded."""
     from safetensors.torch import load_file
 
     from .models import rebuild

@@ -18,7 +18,7 @@ from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
 from .metrics import mod_crop, sr_metrics
 
-__all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "upscale_image"]
+__all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "protocol_images", "upscale_image"]
 
 
 def model_convention(model) -> tuple[bool, str]:
@@ -153,21 +153,43 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
         from .progress import progress_bar
         items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
     for name, img in items:
-        hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
-        lr = degrade(hr, scale, degradation)
-        bicubic = upsample_bicubic(lr, scale)
+        hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled, channels,
+                                    chop, self_ensemble)
         b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
-        if bicubic_only:
-            m_psnr, m_ssim = b_psnr, b_ssim
-        else:
-            sr = super_resolve(model, lr, scale, upsampled=upsampled, chop=chop, self_ensemble=self_ensemble)
-            m_psnr, m_ssim = sr_metrics(sr, hr, scale)
+        m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else sr_metrics(sr, hr, scale)
         result.names.append(name)
         result.bicubic_psnr.append(b_psnr.item())
         result.bicubic_ssim.append(b_ssim.item())
         result.psnr.append(m_psnr.item())
         result.ssim.append(m_ssim.item())
     return result
+
+
+def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
+              chop: bool | int = False, self_ensemble: bool = False):
+    """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
+    hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
+    lr = degrade(hr, scale, degradation)
+    sr = None if model is None else super_resolve(model, lr, scale, upsampled=upsampled, chop=chop,
+                                                  self_ensemble=self_ensemble)
+    return hr, upsample_bicubic(lr, scale), sr
+
+
+def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = None, degradation: str = "bicubic",
+                    upsampled: bool | None = None, channels: str | None = None) -> dict[str, torch.Tensor]:
+    """The images :func:`evaluate` measures for one HR photograph, quantised to 8 bits as measured.
+
+    Returns ``{"HR": ..., "bicubic": ..., label: ...}`` (label defaults to the model's name),
+    each ``(1, C, H, W)`` on the model's channels: the Y channel for a Y model. Shown with
+    :func:`srlib.plots.compare` (``scale=scale``), their PSNR is exactly the one in the tables.
+    """
+    from .color import quantize
+
+    conv_up, conv_ch = model_convention(model)
+    upsampled = conv_up if upsampled is None else upsampled
+    hr, bicubic, sr = _protocol(model, img, scale, degradation, upsampled, channels or conv_ch)
+    label = label or getattr(model, "srlib_name", "model")
+    return {"HR": hr, "bicubic": quantize(bicubic), label: quantize(sr)}
 
 
 def upscale_image(model, img: np.ndarray, *, chop: bool | int = False, self_ensemble: bool = False) -> np.ndarray:

@@ -1,12 +1,14 @@
 """Figures for the book: side-by-side comparisons with zoomed insets, and training curves.
 
-Two functions, both returning a matplotlib Figure (matplotlib only, no styling library):
+Three functions, each returning a matplotlib Figure (matplotlib only, no styling library):
 
 - :func:`compare` shows the ground truth next to each candidate reconstruction, with the
   same region marked and magnified in every panel, and the PSNR in each title. Fine
   detail is where super-resolution methods differ, and it is invisible at full-image size.
 - :func:`plot_history` shows the training loss and the validation PSNR against the step,
   for one run or several overlaid.
+- :func:`show_filters` shows the kernels of a convolution (a first layer's filters are
+  small images: edge and blob detectors in a trained network, noise in an untrained one).
 
 In a notebook, assign the result (``fig = compare(...)``) or end the line with ``;``:
 the figure is then drawn once.
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-__all__ = ["compare", "plot_history"]
+__all__ = ["compare", "plot_history", "show_filters"]
 
 BOX_COLOR = "#ff2d2d"  # the marked region and the inset frame: one colour that reads on any image
 
@@ -115,8 +117,12 @@ def _inset_bounds(box: tuple[int, int, int, int], image_hw: tuple[int, int],
 def compare(hr: Any, candidates: Mapping[str, Any], box: tuple[int, int, int, int] | None = None,
             psnr: Mapping[str, float] | bool | None = None, scale: int | None = None,
             zoom: float | None = None, figsize: tuple[float, float] | None = None,
-            hr_title: str = "HR (ground truth)") -> plt.Figure:
+            hr_title: str = "HR (ground truth)", errors: bool = False) -> plt.Figure:
     """One row of panels: the ground truth, then each candidate, with a zoomed inset.
+
+    With ``errors=True`` a second row shows each candidate's error map ``|candidate - HR|``
+    (averaged over colour channels) on one shared colour scale: where a method is wrong is
+    often easier to see there than in the image itself.
 
     Args:
         hr: the ground-truth image (numpy HxW / HxWx3, uint8 or float; torch (C,H,W) or
@@ -134,8 +140,9 @@ def compare(hr: Any, candidates: Mapping[str, Any], box: tuple[int, int, int, in
         zoom: magnification of the inset relative to the full image (default: automatic).
         figsize: (width, height) in inches; default about 3.2 inches per panel.
         hr_title: title of the first panel.
+        errors: add the row of error maps.
     Returns:
-        The Figure: one main axes per panel, each with one inset axes.
+        The Figure: one main axes per panel (two rows with ``errors``), each with one inset axes.
     """
     hr_img = _to_display(hr)
     H, W = hr_img.shape[:2]
@@ -177,31 +184,58 @@ def compare(hr: Any, candidates: Mapping[str, Any], box: tuple[int, int, int, in
     panels = [(hr_title, hr_img, None)] + [(name, arr, values.get(name)) for name, (arr, _) in images.items()]
     best = max(values.values()) if values else None
     n = len(panels)
+    rows = 2 if errors else 1
     if figsize is None:
-        panel_w = 3.2
-        figsize = (panel_w * n, panel_w * H / W + 0.7)
-    fig, axes = plt.subplots(1, n, figsize=figsize, squeeze=False, layout="constrained")
+        figsize = (3.2 * n, rows * (3.2 * H / W + 0.5) + 0.2)
+    fig, axes = plt.subplots(rows, n, figsize=figsize, squeeze=False, layout="constrained")
 
     for ax, (title, img, value) in zip(axes[0], panels):
         show = dict(cmap="gray", vmin=0.0, vmax=1.0) if img.ndim == 2 else {}
-        ax.imshow(img, **show)
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False,
-                               edgecolor=BOX_COLOR, linewidth=1.5))
-        ax.set_xticks([])
-        ax.set_yticks([])
         if value is not None:
             title = f"{title}\nPSNR {value:.2f} dB"
+        _panel(ax, img, (top, left, bh, bw), bounds, show)
         ax.set_title(title, fontsize=10, fontweight="bold" if value is not None and value == best else "normal")
-
-        # The inset shows the box's pixels as they are (no smoothing), magnified.
-        inset = ax.inset_axes(bounds)
-        inset.imshow(img[top: top + bh, left: left + bw], interpolation="nearest", aspect="auto", **show)
-        inset.set_xticks([])
-        inset.set_yticks([])
-        for spine in inset.spines.values():
-            spine.set_edgecolor(BOX_COLOR)
-            spine.set_linewidth(1.5)
+    if errors:
+        _error_row(fig, axes[1], hr_img, panels, (top, left, bh, bw), bounds, images)
     return fig
+
+
+def _panel(ax, img: np.ndarray, box: tuple[int, int, int, int], bounds: list[float], show: dict):
+    """One image with the marked box, and its inset showing the box's pixels as they are, magnified."""
+    top, left, bh, bw = box
+    shown = ax.imshow(img, **show)
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor=BOX_COLOR, linewidth=1.5))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    inset = ax.inset_axes(bounds)
+    inset.imshow(img[top: top + bh, left: left + bw], interpolation="nearest", aspect="auto", **show)
+    inset.set_xticks([])
+    inset.set_yticks([])
+    for spine in inset.spines.values():
+        spine.set_edgecolor(BOX_COLOR)
+        spine.set_linewidth(1.5)
+    return shown
+
+
+def _error_row(fig, axes, hr_img: np.ndarray, panels, box, bounds, images) -> None:
+    """|candidate - HR| for every full-size candidate, on one colour scale shared by the row."""
+    def gray(a: np.ndarray) -> np.ndarray:
+        return a if a.ndim == 2 else a.mean(axis=2)
+
+    maps = {name: np.abs(gray(arr) - gray(hr_img)) for name, (arr, full) in images.items() if full}
+    # The 99.5th percentile, not the maximum: a few extreme pixels would leave the rest black.
+    top_value = max(float(np.percentile(m, 99.5)) for m in maps.values()) if maps else 1.0
+    show = dict(cmap="magma", vmin=0.0, vmax=max(top_value, 1 / 255))
+    shown = None
+    for ax, (name, _, _) in zip(axes, panels):
+        if name not in maps:
+            ax.set_axis_off()
+            continue
+        shown = _panel(ax, maps[name], box, bounds, show)
+        ax.set_title(f"|{name} - HR|", fontsize=10)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=list(axes), shrink=0.8, pad=0.01)
+        bar.set_label("absolute error (1 = full range)", fontsize=8)
 
 
 # -----------------------------------------------------------------------------
@@ -281,4 +315,39 @@ def plot_history(history: Any, smooth: int | None = None,
     for ax in (ax_loss, ax_psnr):
         if ax.get_legend_handles_labels()[1]:
             ax.legend(fontsize=8)
+    return fig
+
+
+# -----------------------------------------------------------------------------
+# show_filters
+
+
+def show_filters(weight: torch.Tensor, columns: int = 16, order: str = "norm",
+                 title: str | None = None, panel: float = 0.55) -> plt.Figure:
+    """The filters of a convolution with one input channel, ``weight`` of shape ``(out, 1, k, k)``.
+
+    Each filter is drawn on its own symmetric grey scale (zero is mid-grey, black and white are
+    minus and plus its largest absolute weight), so the *shape* of every filter is visible
+    whatever its size. ``order="norm"`` sorts them by L2 norm, largest first (the strongest
+    filters are the ones the next layer relies on most); ``"index"`` keeps the layer's order.
+    """
+    w = weight.detach().cpu().double()
+    if w.dim() != 4 or w.shape[1] != 1:
+        raise ValueError(f"expected a weight of shape (out, 1, k, k), got {tuple(w.shape)}")
+    if order not in ("norm", "index"):
+        raise ValueError(f"order must be 'norm' or 'index', got {order!r}")
+    kernels = w[:, 0].numpy()
+    if order == "norm":
+        kernels = kernels[np.argsort(-np.sqrt((kernels ** 2).sum(axis=(1, 2))), kind="stable")]
+    rows = -(-len(kernels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel * columns, panel * rows + (0.4 if title else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, kernel in zip(axes.flat, kernels):
+        limit = max(float(np.abs(kernel).max()), 1e-12)
+        ax.imshow(kernel, cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.08, hspace=0.08)
     return fig

@@ -6,6 +6,7 @@ from PIL import Image
 from srlib.data import (
     TEST_SAMPLES,
     TRAIN_SAMPLES,
+    VALIDATION_SAMPLES,
     PatchDataset,
     center_crops,
     load_image,
@@ -19,7 +20,9 @@ from srlib.imresize import imresize
 
 
 def test_embedded_split_is_disjoint_and_loads():
-    assert not set(TRAIN_SAMPLES) & set(TEST_SAMPLES)
+    splits = [set(TRAIN_SAMPLES), set(VALIDATION_SAMPLES), set(TEST_SAMPLES)]
+    assert sum(map(len, splits)) == len(set.union(*splits))  # no photograph plays two roles
+    assert list(sample_images("val")) == list(VALIDATION_SAMPLES)
     test = sample_images("test")
     assert list(test) == list(TEST_SAMPLES)
     for img in test.values():
@@ -28,6 +31,13 @@ def test_embedded_split_is_disjoint_and_loads():
     assert any(img.ndim == 2 for img in train.values())  # grayscale photographs are kept as such
     with pytest.raises(ValueError, match="split"):
         sample_images("validation")
+
+
+def test_no_training_photograph_is_mostly_black():
+    """Patches are drawn in proportion to area: a mostly black image would fill batches with nothing."""
+    for name, img in sample_images("train").items():
+        gray = img if img.ndim == 2 else img.mean(axis=2)
+        assert (gray < 16).mean() < 0.3, f"{name} is mostly black"
 
 
 def test_center_crops():

@@ -8,8 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from srlib.data import sample_images  # noqa: E402
 from srlib.history import History  # noqa: E402
-from srlib.plots import _most_textured_box, compare, plot_history  # noqa: E402
+from srlib.plots import _most_textured_box, compare, plot_history, show_filters  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -124,3 +125,35 @@ def test_plot_history_single_and_overlaid():
 def test_plot_history_without_validation():
     fig = plot_history(History(steps=[1, 2, 3], loss=[1.0, 0.5, 0.25], lr=[0.1] * 3))
     assert any("no validation" in t.get_text() for t in fig.axes[1].texts)
+
+
+def test_protocol_images_carry_the_tables_psnr_into_the_figure():
+    """The PSNR in a comparison's title is the figure :func:`evaluate` puts in its table."""
+    from srlib.evaluate import evaluate, protocol_images
+    from srlib.models import build
+
+    torch.manual_seed(0)
+    model = build("espcn", 3).eval()
+    img = sample_images("test")["chelsea"][:120, :150]
+    table = evaluate(model, {"chelsea": img}, 3)
+    shown = protocol_images(model, img, 3, label="ESPCN")
+    hr = shown.pop("HR")
+    fig = compare(hr, shown, scale=3, errors=True)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert f"bicubic\nPSNR {table.bicubic_psnr[0]:.2f} dB" in titles
+    assert f"ESPCN\nPSNR {table.psnr[0]:.2f} dB" in titles
+    assert "|ESPCN - HR|" in titles and "|bicubic - HR|" in titles
+    plt.close(fig)
+
+
+def test_show_filters_draws_every_filter_on_its_own_scale():
+    weight = torch.randn(10, 1, 5, 5)
+    fig = show_filters(weight, columns=4)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 10 and len(fig.axes) == 12  # 3 rows of 4, two left empty
+    for im in images:
+        low, high = im.get_clim()
+        assert low == -high > -np.inf
+    with pytest.raises(ValueError, match="shape"):
+        show_filters(torch.randn(4, 3, 5, 5))
+    plt.close(fig)

@@ -17,7 +17,10 @@ Conventions shared by all diagrams: the height of a block is proportional to the
 resolution it works at (tall = high resolution, short = low resolution), its colour gives its
 role (legend at the bottom), and a dashed outline marks an operation without learned weights.
 Under each block is the shape (channels x height x width) of its output for a one-channel (Y)
-input of h x w pixels and scale factor s (r in ESPCN's notation).
+input of H x W pixels. The symbols are those of the book's notation page (book/notation.md) in
+every figure: r is the scale factor, H x W the size of the low-resolution image, C the number of
+image channels, and d, s, m are FSRCNN's widths and depth (s is the shrinking width, never a
+scale or a stride).
 
 The figures are wide: in a page, wrap the figure in ``::::{div} full-width`` (the theme then lets
 it use the right margin too) so that its text stays legible; ``{container}`` does not work for
@@ -240,6 +243,11 @@ def save_atomic(fig, path: Path) -> None:
     try:
         fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None}, facecolor="white",
                     bbox_inches="tight", pad_inches=0.12)
+        # mkstemp creates the file readable by its owner only; give the PNG the permissions an
+        # ordinary new file gets (usually 644), so that a web server can serve the built book.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -253,13 +261,13 @@ def save_atomic(fig, path: Path) -> None:
 
 def draw_srcnn(path: Path) -> None:
     items = [
-        image("lr", "LR", "1 × h × w", size=1.2),
-        block("upsampling", "bicubic\n× s", shape="not learned", fixed=True),
-        image("bicubic", "interpolated", "1 × sh × sw"),
-        block("feature", "conv 9×9, 64", ["ReLU", "patch extraction"], shape="64 × sh × sw"),
-        block("mapping", "conv 5×5, 32", ["ReLU", "non-linear mapping"], shape="32 × sh × sw"),
-        block("reconstruction", "conv 5×5, 1", ["linear", "reconstruction"], shape="1 × sh × sw"),
-        image("hr", "SR", "1 × sh × sw"),
+        image("lr", "LR", "1 × H × W", size=1.2),
+        block("upsampling", "bicubic\n× r", shape="not learned", fixed=True),
+        image("bicubic", "interpolated", "1 × rH × rW"),
+        block("feature", "conv 9×9, 64", ["ReLU", "patch extraction"], shape="64 × rH × rW"),
+        block("mapping", "conv 5×5, 32", ["ReLU", "non-linear mapping"], shape="32 × rH × rW"),
+        block("reconstruction", "conv 5×5, 1", ["linear", "reconstruction"], shape="1 × rH × rW"),
+        image("hr", "SR", "1 × rH × rW"),
     ]
     width = pipeline_width(items) + 0.3
     c = Canvas(width, 7.6)
@@ -276,13 +284,13 @@ def draw_srcnn(path: Path) -> None:
 
 def draw_fsrcnn(path: Path) -> None:
     items = [
-        image("lr", "LR", "1 × h × w", size=1.2),
-        block("feature", "conv 5×5, d", ["PReLU"], h=LR_H, shape="d × h × w"),
-        block("mapping", "conv 1×1, s", ["PReLU", "shrinking"], h=LR_H, shape="s × h × w"),
-        block("mapping", "conv 3×3, s", ["PReLU", "m layers"], h=LR_H, shape="s × h × w", stack=2),
-        block("mapping", "conv 1×1, d", ["PReLU", "expanding"], h=LR_H, shape="d × h × w"),
-        block("upsampling", "deconv 9×9, 1", ["stride s", "transposed conv"], shape="1 × sh × sw"),
-        image("hr", "SR", "1 × sh × sw"),
+        image("lr", "LR", "1 × H × W", size=1.2),
+        block("feature", "conv 5×5, d", ["PReLU"], h=LR_H, shape="d × H × W"),
+        block("mapping", "conv 1×1, s", ["PReLU", "shrinking"], h=LR_H, shape="s × H × W"),
+        block("mapping", "conv 3×3, s", ["PReLU", "m layers"], h=LR_H, shape="s × H × W", stack=2),
+        block("mapping", "conv 1×1, d", ["PReLU", "expanding"], h=LR_H, shape="d × H × W"),
+        block("upsampling", "deconv 9×9, 1", ["stride r", "transposed conv"], shape="1 × rH × rW"),
+        image("hr", "SR", "1 × rH × rW"),
     ]
     width = pipeline_width(items) + 0.3
     c = Canvas(width, 7.8)
@@ -301,7 +309,8 @@ def draw_fsrcnn(path: Path) -> None:
 def _shuffle_panel(c: Canvas, x: float, yc: float, r: int = 2, n: int = 3, cell: float = 0.5) -> float:
     """Illustrate the pixel shuffle: r*r low-resolution channels -> one image r times larger.
 
-    Channel k = a*r + b holds, at LR pixel (i, j), the output pixel (r*i + a, r*j + b).
+    Channel a*r + b holds, at LR pixel (i, j), the output pixel (r*i + a, r*j + b); the text of
+    the figure calls the offsets (i, j), as the ESPCN chapter does.
     Returns the right edge of the drawing.
     """
     colours = ["#2f6eb5", "#d9771c", "#4a8f3a", "#7b5fb0"]
@@ -314,7 +323,7 @@ def _shuffle_panel(c: Canvas, x: float, yc: float, r: int = 2, n: int = 3, cell:
                                          facecolor=colours[k], alpha=0.55 + 0.2 * ((i + j) % 2),
                                          edgecolor="white", linewidth=1.0, zorder=10 - k))
     stack_w = n * cell + depth * (r * r - 1)
-    c.text(x + stack_w / 2, yc - n * cell / 2 - 0.3, f"r² = {r * r} channels\nof h × w", ha="center", va="top",
+    c.text(x + stack_w / 2, yc - n * cell / 2 - 0.3, f"r² = {r * r} channels\nof H × W", ha="center", va="top",
            linespacing=1.4)
     x1 = x + stack_w + 0.35
     x2 = x1 + 1.3
@@ -330,22 +339,22 @@ def _shuffle_panel(c: Canvas, x: float, yc: float, r: int = 2, n: int = 3, cell:
                                              big, big, facecolor=colours[a * r + b],
                                              alpha=0.55 + 0.2 * ((i + j) % 2), edgecolor="white", linewidth=1.0,
                                              zorder=5))
-    c.text(x3 + n * r * big / 2, y0 - 0.3, "1 channel\nof rh × rw", ha="center", va="top", linespacing=1.4)
+    c.text(x3 + n * r * big / 2, y0 - 0.3, "1 channel\nof rH × rW", ha="center", va="top", linespacing=1.4)
     return x3 + n * r * big
 
 
 def draw_espcn(path: Path) -> None:
     items = [
-        image("lr", "LR", "C × h × w", size=1.2),
-        block("feature", "conv 5×5, 64", ["tanh"], h=LR_H, shape="64 × h × w"),
-        block("mapping", "conv 3×3, 32", ["tanh"], h=LR_H, shape="32 × h × w"),
-        block("upsampling", "conv 3×3, r²C", ["linear"], h=LR_H, shape="r²C × h × w"),
-        block("upsampling", "pixel\nshuffle", ["no weights"], shape="C × rh × rw", fixed=True),
-        image("hr", "SR", "C × rh × rw"),
+        image("lr", "LR", "C × H × W", size=1.2),
+        block("feature", "conv 5×5, 64", ["tanh"], h=LR_H, shape="64 × H × W"),
+        block("mapping", "conv 3×3, 32", ["tanh"], h=LR_H, shape="32 × H × W"),
+        block("upsampling", "conv 3×3, r²C", ["linear"], h=LR_H, shape="r²C × H × W"),
+        block("upsampling", "pixel\nshuffle", ["no weights"], shape="C × rH × rW", fixed=True),
+        image("hr", "SR", "C × rH × rW"),
     ]
-    explain = ("Channel k = a·r + b of the last\nconvolution predicts the pixel at\noffset (a, b) of every "
+    explain = ("Channel i·r + j of the last\nconvolution predicts the pixel at\noffset (i, j) of every "
                "r × r block\nof the output (one colour per\nchannel here): a reshape, no weights.")
-    note = ("ESPCN with r = 3, C = 1:\nabout 23K parameters. The\nconvolutions see h × w pixels,\n"
+    note = ("ESPCN with r = 3, C = 1:\nabout 23K parameters. The\nconvolutions see H × W pixels,\n"
             "r² times fewer than the\noutput has.")
     explain_w = max(text_width(t) for t in explain.split("\n"))
     note_w = max(text_width(t) for t in note.split("\n"))
@@ -369,19 +378,19 @@ def draw_espcn(path: Path) -> None:
 def draw_upsampling_positions(path: Path) -> None:
     pre = [
         image("lr", "LR", size=1.2),
-        block("upsampling", "bicubic\n× s", fixed=True),
+        block("upsampling", "bicubic\n× r", fixed=True),
         image("bicubic", "interpolated"),
-        block("mapping", "CNN at high resolution", ["every layer: sh × sw positions"], min_w=8.0),
+        block("mapping", "CNN at high resolution", ["every layer: rH × rW positions"], min_w=8.0),
         image("hr", "SR"),
     ]
     post = [
         image("lr", "LR", size=1.2),
-        block("mapping", "CNN at low resolution", ["every layer: h × w positions"], h=LR_H, min_w=8.0),
+        block("mapping", "CNN at low resolution", ["every layer: H × W positions"], h=LR_H, min_w=8.0),
         block("upsampling", "learned upsampling", ["deconvolution (FSRCNN)", "pixel shuffle (ESPCN)"]),
         image("hr", "SR"),
     ]
-    pros_pre = ["+ one network can serve all scales", "− cost grows with s²", "− works on a blurred input"]
-    pros_post = ["+ each layer about s² times cheaper", "+ the upsampling is learned", "− one tail per scale factor"]
+    pros_pre = ["+ one network can serve all scales", "− cost grows with r²", "− works on a blurred input"]
+    pros_post = ["+ each layer about r² times cheaper", "+ the upsampling is learned", "− one tail per scale factor"]
     row_w = max(pipeline_width(pre), pipeline_width(post))
     list_w = max(text_width(t) for t in pros_pre + pros_post)
     width = row_w + 0.8 + list_w + 0.3
@@ -397,7 +406,7 @@ def draw_upsampling_positions(path: Path) -> None:
         for i, t in enumerate(pros):
             c.text(row_w + 0.8, y + 0.7 - 0.7 * i, t, color=TEXT, va="center")
     c.rule(7.35)
-    c.text(0.3, 1.15, "Block height ∝ spatial resolution of the computation; s = scale factor.", va="center")
+    c.text(0.3, 1.15, "Block height ∝ spatial resolution of the computation; r = scale factor, H × W = size of the LR image.", va="center")
     c.legend(["upsampling", "mapping"], 0.25)
     c.save(path)
 

@@ -7,7 +7,8 @@ One concern per module, each readable top to bottom:
 * ``data``, ``datasets``: images and the training-patch sampler; the standard sets, their
   download and the data root;
 * ``models``: one file per paper, each declaring its own spec; ``inference`` (tiled
-  forward, self-ensemble) and ``profile`` (parameters, MACs, latency);
+  forward, self-ensemble), ``tiles`` (large photographs upscaled tile by tile) and ``profile``
+  (parameters, MACs, latency);
 * ``device``, ``budget``, ``history``, ``checkpoint``, ``train``: where to run, how much to
   train, what a run records, saving and resuming, and the training loop ``fit``; with it ``interrupt`` (Ctrl-C between
   steps) and ``distributed`` (several processes, launched by torchrun);

@@ -12,10 +12,19 @@ Training data is ``embedded`` (scikit-image photographs) or a set under the data
 training facts, and are loaded with ``weights_only=True``. ``torchrun --nproc_per_node=N -m srlib
 train ...`` trains in N processes (DistributedDataParallel, see :mod:`srlib.distributed`); rank 0
 validates, prints and writes the checkpoint, and ``--batch-size`` is per process.
+
+Mistakes are reported in one line on stderr, naming the problem and the fix, with exit code 2
+for bad arguments (refused before any work starts) and 1 for failures (an unreadable file, a
+diverged training run...). ``--debug`` (``python -m srlib train ... --debug``) or the
+environment variable ``SRLIB_DEBUG=1`` shows the traceback instead. Nothing the user wrote is
+overwritten unless asked: ``upscale`` keeps existing outputs without ``--overwrite``, and
+``train`` locks its checkpoint (``<checkpoint>.lock``) against a second run.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -23,7 +32,43 @@ from pathlib import Path
 
 from . import datasets
 
-__all__ = ["main"]
+__all__ = ["main", "UsageError"]
+
+LARGE_IMAGE_PIXELS = 1_000_000  # upscale tiles images larger than this, so that memory stays bounded
+DEFAULT_TILE = 512  # LR pixels; a tile of FSRCNN x3 needs a few hundred MB
+
+
+class UsageError(Exception):
+    """A mistake in the command's arguments: reported in one line with exit code 2, before any work."""
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line (some span several), or its type when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _check_writable_folder(folder: Path, option: str) -> None:
+    """Refuse a folder that is a file, or that cannot be created or written in (tried, not guessed)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:  # where the missing folders would be made
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {folder}: {existing} is a file, not a folder; choose another {option}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} {folder}: cannot create files in {existing} ({error.strerror or error}); "
+                         f"choose another {option}") from None
+
+
+def _check_sets(names: list[str], root) -> None:
+    """Refuse, before any work, a data set that is not installed (the loaders would say so later)."""
+    for name in names:
+        folder = datasets.data_root(root) / name
+        if name != "embedded" and not folder.is_dir():
+            raise UsageError(f"data set {name} not found in {folder.parent.resolve()}: install it with python -m srlib "
+                             f"download {name} --root {folder.parent}, or point --root or SRLIB_DATA at its folder")
 
 
 def _images(name: str, root, split: str):
@@ -61,55 +106,122 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
+def _check_train_args(args) -> tuple:
+    """Every argument of ``train`` checked, and defaults filled in from the budget, before any work.
+
+    Returns the model's spec and the budget; sets ``args.size``, ``steps``, ``batch_size``,
+    ``patch_size``, ``eval_every`` and ``out``."""
     from .budget import get_budget
-    from .data import PatchDataset
     from .device import pick_device
+    from .models import spec
+
+    try:
+        model_spec = spec(args.model)
+        model_spec.check_scale(args.scale)
+        budget = get_budget(args.budget)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.size is None:  # the budget's size, or the nearest this model has
+        args.size = budget.model_size if budget.model_size in model_spec.sizes else (
+            "paper" if budget.model_size != "quick" else next(iter(model_spec.sizes)))
+    elif args.size not in model_spec.sizes:
+        raise UsageError(f"{model_spec.paper_name} has no size {args.size!r}; choose one of: "
+                         f"{', '.join(model_spec.sizes)} (python -m srlib models lists them)")
+    args.steps = budget.steps if args.steps is None else args.steps
+    args.batch_size = budget.batch_size if args.batch_size is None else args.batch_size
+    args.eval_every = budget.eval_every if args.eval_every is None else args.eval_every
+    patch = budget.patch_size if args.patch_size is None else args.patch_size
+    if patch < args.scale:  # the network would get no LR pixel at all
+        raise UsageError(f"--patch-size {patch} is smaller than the scale {args.scale}: a training patch needs at "
+                         f"least one low-resolution pixel; use a multiple of {args.scale}, e.g. {budget.patch_size}")
+    args.patch_size = patch - patch % args.scale  # LR patches are patch_size / scale pixels
+    try:
+        pick_device(args.device)
+    except RuntimeError as error:  # torch's word for an unknown device, pick_device's for a missing one
+        problem = "unknown device" if "Expected one of" in str(error) else _one_line(error)
+        raise UsageError(f"--device {args.device}: {problem}; use cpu, cuda, cuda:N or mps, or leave --device out "
+                         "for the best available") from None
+    _check_sets(args.data, args.root)
+    args.out = Path(args.out or f"checkpoints/{args.model}_{args.size}_x{args.scale}.pt")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a checkpoint file, e.g. "
+                         f"{args.out / f'{args.model}_x{args.scale}.pt'}")
+    _check_writable_folder(args.out.parent, "--out")
+    return model_spec, budget
+
+
+def _check_resumable(out: Path, model, settings: dict) -> None:
+    """An existing ``--out`` must be a checkpoint of this model and these settings: it is continued, never replaced."""
+    from .checkpoint import check_same_model, load_checkpoint
+    from .train import check_same_settings
+
+    try:
+        ckpt = load_checkpoint(out)
+    except ValueError as error:
+        raise ValueError(f"--out {out} exists and cannot be continued ({_one_line(error)}); it is left as it is: "
+                         "choose another --out") from None
+    try:
+        check_same_model(ckpt, model, str(out))
+    except ValueError as error:
+        raise UsageError(f"{error}; choose another --out, or the model, size and scale it holds") from None
+    try:
+        check_same_settings(ckpt.get("facts") or {}, settings, out)
+    except ValueError as error:
+        raise UsageError(f"{error} (--out)") from None
+
+
+def cmd_train(args) -> int:
+    from .checkpoint import checkpoint_lock
+    from .data import PatchDataset, center_crops, sample_images
+    from .device import pick_device, seed_everything
     from .distributed import leave, this_process
     from .evaluate import evaluate
-    from .models import build, spec
+    from .models import build
     from .train import fit
 
-    model_spec = spec(args.model)
-    budget = get_budget(args.budget)
-    size = args.size or budget.model_size
-    if size not in model_spec.sizes:
-        size = "paper" if size != "quick" else next(iter(model_spec.sizes))
-    model = build(args.model, args.scale, size=size)
-    steps = args.steps or budget.steps
-    patch = args.patch_size or budget.patch_size
-    patch -= patch % args.scale
-    channels = "y" if model_spec.channels == 1 else "rgb"
-    upsampled = model_spec.input == "upsampled"
-    train_images = {}
-    for name in args.data:
-        train_images.update({f"{name}/{k}": v for k, v in _images(name, args.root, "train").items()})
-    data = PatchDataset(train_images, args.scale, patch_size=patch, channels=channels,
-                        upsampled=upsampled, seed=args.seed)
-    held_out = _images("embedded", None, "test")
-
-    def validate(m):
-        return evaluate(m, held_out, args.scale).mean_psnr
-
-    out = Path(args.out or f"checkpoints/{args.model}_{size}_x{args.scale}.pt")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    batch_size = args.batch_size or budget.batch_size
+    model_spec, budget = _check_train_args(args)
+    out, size, steps, batch_size = args.out, args.size, args.steps, args.batch_size
     world = this_process()  # under torchrun, one of several: rank 0 prints (fit validates and saves there)
-    processes = f" x {world.size} processes, {world.size * batch_size} patches per step" if world.size > 1 else ""
+    seed_everything(args.seed)  # before building: the initial weights come from the seeded generators
+    model = build(args.model, args.scale, size=size)
+    if world.main and out.exists():
+        _check_resumable(out, model, dict(lr=args.lr, batch_size=batch_size, seed=args.seed, processes=world.size))
     if world.main:
-        print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
-              f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
-              f"device {pick_device(args.device)}{processes}; checkpoint {out}")
-    try:
-        history = fit(model, data, steps=steps, loss_fn=model_spec.loss, lr=args.lr, batch_size=batch_size,
-                      validate=validate, eval_every=args.eval_every or budget.eval_every, checkpoint=out,
-                      checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device, seed=args.seed,
-                      progress=not args.no_progress)
-    finally:
-        leave()  # the process group fit joined under torchrun
+        out.parent.mkdir(parents=True, exist_ok=True)
+    # Rank 0 writes the checkpoint; the lock keeps a second run from writing it at the same time.
+    with checkpoint_lock(out) if world.main else contextlib.nullcontext():
+        channels = "y" if model_spec.channels == 1 else "rgb"
+        upsampled = model_spec.input == "upsampled"
+        train_images = {}
+        for name in args.data:
+            train_images.update({f"{name}/{k}": v for k, v in _images(name, args.root, "train").items()})
+        try:
+            data = PatchDataset(train_images, args.scale, patch_size=args.patch_size, channels=channels,
+                                upsampled=upsampled, seed=args.seed)
+        except ValueError as error:  # e.g. a patch larger than an image
+            raise UsageError(f"{error} (--patch-size)") from None
+        validation = center_crops(sample_images("val"), 192)  # never a test photograph
+
+        def validate(m):
+            return evaluate(m, validation, args.scale).mean_psnr
+
+        processes = f" x {world.size} processes, {world.size * batch_size} patches per step" if world.size > 1 else ""
+        if world.main:
+            print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
+                  f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
+                  f"device {pick_device(args.device)}{processes}; checkpoint {out}")
+        try:
+            history = fit(model, data, steps=steps, loss_fn=model_spec.loss, lr=args.lr, batch_size=batch_size,
+                          validate=validate, eval_every=args.eval_every, checkpoint=out,
+                          checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device,
+                          seed=args.seed, progress=not args.no_progress)
+        except KeyboardInterrupt as stop:
+            raise KeyboardInterrupt(f"{stop}; {out} holds the run: the same command continues it") from None
+        finally:
+            leave()  # the process group fit joined under torchrun
     if world.main:
         last = history.val[-1][1] if history.val else float("nan")
-        print(f"done: {len(history.steps)} steps, held-out PSNR {last:.2f} dB; saved {out}")
+        print(f"done: {len(history.steps)} steps, validation PSNR {last:.2f} dB; saved {out}")
     return 0
 
 
@@ -130,6 +242,7 @@ def _label(source: str) -> str:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
+    _check_sets(args.sets, args.root)
     models = {name: None if name == "bicubic" else _load(name) for name in args.models}
     trained_scales = [m.scale for m in models.values() if m is not None]
     runs = []
@@ -137,9 +250,10 @@ def cmd_evaluate(args) -> int:
         # bicubic runs at --scale, else at the scale of the checkpoints it is compared with.
         scale = args.scale or (model.scale if model is not None else (trained_scales or [None])[0])
         if scale is None:
-            raise SystemExit("error: give --scale to evaluate bicubic on its own.")
+            raise UsageError("give --scale to evaluate bicubic on its own, e.g. --scale 4")
         if model is not None and args.scale and args.scale != model.scale:
-            raise SystemExit(f"error: {name} was trained for x{model.scale}, not x{args.scale}.")
+            raise UsageError(f"{name} was trained for x{model.scale}, not x{args.scale}; leave --scale out or "
+                             f"use --scale {model.scale}")
         label = "bicubic" if model is None else _label(name)
         runs.append((label, model, scale))
     sets = {s: _images(s, args.root, "test") for s in args.sets}
@@ -157,29 +271,74 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_upscale(args) -> int:
+def _output_names(images: list[Path], out_dir: Path, scale: int) -> dict[Path, Path]:
+    """Input -> output file, ``<stem>_x<scale>.png``; inputs sharing a name get ``<stem>-2_x<scale>.png``..."""
+    targets, taken = {}, set()
+    for path in images:
+        stem, n = path.stem, 1
+        while (name := f"{stem}{f'-{n}' if n > 1 else ''}_x{scale}.png").lower() in taken:  # case-blind disks too
+            n += 1
+        if n > 1:
+            print(f"note: {path} has the same name as an earlier input; writing it as {name}")
+        taken.add(name.lower())
+        targets[path] = out_dir / name
+    return targets
+
+
+def _save_png(image, target: Path) -> None:
+    """Write under a temporary name in the same folder, then rename: never a half-written PNG."""
     from PIL import Image
 
-    from .data import load_image
-    from .evaluate import upscale_image
+    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
-    model = _load(args.checkpoint)
+
+def cmd_upscale(args) -> int:
+    from .data import load_image
+    from .tiles import upscale_tiled
+
+    images = [Path(p) for p in args.images]
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no image file at {', '.join(missing)}; check the path")
     out_dir = Path(args.out_dir)
+    _check_writable_folder(out_dir, "--out-dir")
+    model = _load(args.checkpoint)
+    targets = _output_names(images, out_dir, model.scale)
+    existing = [str(t) for t in targets.values() if t.exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
+                         "give --overwrite to replace, or choose another --out-dir")
+    inputs = {p.resolve() for p in images}
+    if any(t.resolve() in inputs for t in targets.values()):
+        raise UsageError("an output would replace one of the input images; choose another --out-dir")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, args.images):
-        img = load_image(path)
-        sr = upscale_image(model, img, chop=args.chop or False, self_ensemble=args.self_ensemble)
-        target = out_dir / f"{path.stem}_x{model.scale}.png"
-        # Write under a temporary name in the same folder, then rename: never a half-written PNG.
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_dir)
-        os.close(fd)
+    failed = []
+    for path, target in targets.items():
         try:
-            Image.fromarray(sr).save(tmp, format="PNG")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            img = load_image(path)
+            large = img.shape[0] * img.shape[1] > LARGE_IMAGE_PIXELS
+            tile = args.chop or (DEFAULT_TILE if large else max(img.shape[:2]))  # one tile: the whole image
+            sr = upscale_tiled(model, img, tile=tile, self_ensemble=args.self_ensemble)
+            _save_png(sr, target)
+        except (OSError, ValueError, RuntimeError, MemoryError) as error:  # the next image may be fine
+            if args.debug:
+                raise
+            failed.append(str(path))
+            message = _one_line(error)
+            print(f"failed: {message if str(path) in message else f'{path}: {message}'}", file=sys.stderr)
+            continue
         print(f"{path} ({img.shape[1]}x{img.shape[0]}) -> {target} ({sr.shape[1]}x{sr.shape[0]})")
+    if failed:
+        print(f"error: {len(failed)} of {len(images)} images could not be upscaled ({', '.join(failed)}); "
+              "see the messages above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -187,63 +346,115 @@ def cmd_download(args) -> int:
     return datasets.run(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints reported like every other mistake: one line, exit code 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _whole(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number within bounds."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number above zero (float() also accepts 'nan' and 'inf')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m srlib", description=__doc__.split("\n\n")[0])
+    debug = _Parser(add_help=False)  # --debug before or after the command; SUPPRESS: unset unless given
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of an error (also: environment variable SRLIB_DEBUG=1)")
+    parser = _Parser(prog="python -m srlib", description=__doc__.split("\n\n")[0], parents=[debug])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("models", help="list the models, their scales and input conventions")
+    sub.add_parser("models", help="list the models, their scales and input conventions", parents=[debug])
 
-    train = sub.add_parser("train", help="train a model and save a resumable checkpoint")
+    train = sub.add_parser("train", help="train a model and save a resumable checkpoint", parents=[debug])
     train.add_argument("model")
     train.add_argument("--scale", type=int, required=True)
     train.add_argument("--size", help="model size (default: the budget's; see `models`)")
     train.add_argument("--budget", choices=("quick", "gpu", "paper"),
                        help="default: $SRLIB_BUDGET, else gpu with CUDA, else quick")
-    train.add_argument("--steps", type=int, help="optimizer steps (default: the budget's)")
+    train.add_argument("--steps", type=_whole(1), help="optimizer steps (default: the budget's)")
     train.add_argument("--data", nargs="+", default=["embedded"],
                        help="training images: 'embedded' or set names under the data root (e.g. T91 BSD200)")
     train.add_argument("--root", help="data root (default: $SRLIB_DATA or ./data)")
     train.add_argument("--out", help="checkpoint path; an existing checkpoint is resumed")
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--batch-size", type=int,
+    train.add_argument("--lr", type=_positive, default=1e-3)
+    train.add_argument("--batch-size", type=_whole(1),
                        help="patches per step (default: the budget's); under torchrun, per process")
-    train.add_argument("--patch-size", type=int, help="HR patch side (default: the budget's)")
-    train.add_argument("--eval-every", type=int)
+    train.add_argument("--patch-size", type=_whole(1), help="HR patch side (default: the budget's)")
+    train.add_argument("--eval-every", type=_whole(1))
     train.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0)
     train.add_argument("--no-progress", action="store_true")
 
-    ev = sub.add_parser("evaluate", help="PSNR/SSIM of checkpoints (or bicubic) on test sets")
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of checkpoints (or bicubic) on test sets", parents=[debug])
     ev.add_argument("models", nargs="+",
                     help="checkpoint files, reference models (names such as espcn-x3, or .safetensors files), "
                          "or 'bicubic'")
     ev.add_argument("--sets", nargs="+", default=["embedded"], help="'embedded' or set names (Set5 Set14 ...)")
-    ev.add_argument("--scale", type=int, help="required for bicubic alone; checked against checkpoints")
+    ev.add_argument("--scale", type=_whole(1), help="required for bicubic alone; checked against checkpoints")
     ev.add_argument("--root", help="data root (default: $SRLIB_DATA or ./data)")
     ev.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations ('+' models)")
-    ev.add_argument("--chop", type=int, help="tile size in LR pixels for large images")
+    ev.add_argument("--chop", type=_whole(8), help="tile size in LR pixels for large images")
     ev.add_argument("--no-progress", action="store_true")
 
-    up = sub.add_parser("upscale", help="apply a model to your own images, writing PNGs")
+    up = sub.add_parser("upscale", help="apply a model to your own images, writing PNGs", parents=[debug])
     up.add_argument("checkpoint", metavar="model",
                     help="a checkpoint file, or a reference model (a name such as espcn-x3, or a .safetensors file)")
     up.add_argument("images", nargs="+")
     up.add_argument("--out-dir", default="upscaled")
+    up.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     up.add_argument("--self-ensemble", action="store_true")
-    up.add_argument("--chop", type=int, help="tile size in LR pixels for large images")
+    up.add_argument("--chop", type=_whole(8),
+                    help=f"tile size in LR pixels (default: {DEFAULT_TILE} for images over "
+                         f"{LARGE_IMAGE_PIXELS:,} pixels, else the whole image)")
 
     dl = sub.add_parser("download", help="download, verify and install data sets (Set5, T91, DIV2K, ...)",
-                        description=datasets.DESCRIPTION)
+                        description=datasets.DESCRIPTION, parents=[debug])
     datasets.add_arguments(dl)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; return its exit code: 0 done, 1 failed, 2 bad arguments, 130 interrupted."""
     commands = {"models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "upscale": cmd_upscale,
                 "download": cmd_download}
+    debug = os.environ.get("SRLIB_DEBUG", "").strip() not in ("", "0")
     try:
+        args = build_parser().parse_args(argv)
+        args.debug = debug = debug or getattr(args, "debug", False)
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as stop:
+        if debug:
+            raise
+        print(f"interrupted{': ' + _one_line(stop) if str(stop) else ''}", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        # A path that does not exist is a bad argument, like an unknown option; anything else is a
+        # failure. An error this code did not expect is named by its type.
+        expected = isinstance(error, (UsageError, OSError, ValueError, FloatingPointError, datasets.DownloadError))
+        hint = "" if expected else f" ({type(error).__name__}; --debug shows where)"
+        print(f"error: {_one_line(error)}{hint}", file=sys.stderr)
+        return 2 if isinstance(error, (UsageError, FileNotFoundError)) else 1

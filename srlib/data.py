@@ -17,12 +17,17 @@ Three sources of images:
 * :class:`PatchDataset` - random HR patches and their LR counterparts for training.
 
 Images are kept as numpy ``uint8`` arrays, ``(H, W, 3)`` for colour and ``(H, W)`` for
-grayscale, exactly as stored on disk; conversion to tensors happens in one place,
-:func:`to_tensor`.
+grayscale, as stored on disk and turned upright as their EXIF orientation says; conversion to
+tensors happens in one place, :func:`to_tensor`. A file that declares more pixels than
+``SRLIB_MAX_IMAGE_PIXELS`` (default: Pillow's limit, about 89 million) is refused before it is
+decoded: a few kilobytes can declare gigapixels (a "decompression bomb").
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +42,7 @@ from .progress import tqdm_auto
 
 __all__ = [
     "TRAIN_SAMPLES", "VALIDATION_SAMPLES", "TEST_SAMPLES", "sample_images", "center_crops", "load_set", "load_image",
-    "to_tensor", "PatchDataset", "dihedral",
+    "max_image_pixels", "to_tensor", "PatchDataset", "dihedral",
 ]
 
 # scikit-image's bundled photographs: name -> loader attribute in skimage.data.
@@ -103,27 +108,57 @@ def _to_uint8_image(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def max_image_pixels() -> int:
+    """The largest image :func:`load_image` decodes: ``$SRLIB_MAX_IMAGE_PIXELS``, else Pillow's limit."""
+    from PIL import Image
+
+    text = os.environ.get("SRLIB_MAX_IMAGE_PIXELS", "").strip().replace("_", "")
+    if not text:
+        return int(Image.MAX_IMAGE_PIXELS or 0) or 2**62  # Pillow's None means no limit
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"SRLIB_MAX_IMAGE_PIXELS must be a whole number of pixels, got {text!r}")
+    return int(text)
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 ``(H, W, 3)`` or ``(H, W)``.
+    """Read an image file as uint8 ``(H, W, 3)`` or ``(H, W)``, upright as its EXIF orientation says.
 
     Conversions are explicit: palette images become RGB, 16-bit images keep their top 8
-    bits, opaque RGBA drops its alpha channel; transparent RGBA is refused.
+    bits, opaque RGBA drops its alpha channel; transparent RGBA is refused. A file that cannot
+    be decoded (empty, truncated, not an image) or that declares more pixels than
+    :func:`max_image_pixels` is a ``ValueError`` naming the file.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}")
-    with Image.open(path) as im:
-        if im.mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif im.mode in ("LA", "PA"):
-            im = im.convert("RGBA")
-        elif im.mode == "CMYK" or im.mode == "YCbCr":
-            im = im.convert("RGB")
-        elif im.mode == "1":
-            im = im.convert("L")
-        arr = np.array(im)
+    limit = max_image_pixels()
+    try:
+        with _pillow_pixel_limit(limit), Image.open(path) as im:
+            if im.width * im.height > limit:  # only the header is read so far
+                raise _too_large(path, f"{im.width}x{im.height} = {im.width * im.height:,} pixels", limit)
+            im.load()
+            im = ImageOps.exif_transpose(im)  # cameras store photos sideways and say so in EXIF
+            if im.mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode in ("LA", "PA"):
+                im = im.convert("RGBA")
+            elif im.mode == "CMYK" or im.mode == "YCbCr":
+                im = im.convert("RGB")
+            elif im.mode == "1":
+                im = im.convert("L")
+            arr = np.array(im)
+    except _TooLarge:
+        raise
+    except Image.DecompressionBombError as error:  # Pillow refuses at twice its limit, before our check
+        declared = re.search(r"\((\d+) pixels\)", str(error))
+        raise _too_large(path, f"{int(declared[1]):,} pixels" if declared else "the image", limit) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        # Pillow's words for an empty, truncated or foreign file: UnidentifiedImageError, OSError, SyntaxError.
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{path}: cannot read it as an image ({reason}); the file is empty, truncated, "
+                         "damaged or not an image") from None
     if arr.dtype == np.int32 or arr.dtype == np.int64 or arr.dtype == np.uint32:  # PIL's "I" mode
         if arr.max() > 65535 or arr.min() < 0:
             raise ValueError(f"{path.name}: pixel values outside 0..65535; not an image this library reads.")
@@ -131,8 +166,50 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return _to_uint8_image(arr, path.name)
 
 
+class _TooLarge(ValueError):
+    """An image declaring more pixels than :func:`max_image_pixels` allows."""
+
+
+def _too_large(path: Path, size: str, limit: int) -> _TooLarge:
+    return _TooLarge(f"{path}: {size} is more than the {limit:,} allowed (a guard against decompression bombs); "
+                     "if you trust the file, raise the limit with the environment variable SRLIB_MAX_IMAGE_PIXELS")
+
+
+@contextlib.contextmanager
+def _pillow_pixel_limit(limit: int):
+    """Pillow's own decompression-bomb guard at ``limit`` for a while (its warning is left to our check)."""
+    from PIL import Image
+
+    before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files of a set folder, sorted; hidden files and other files are skipped with a warning."""
+    files, skipped = [], []
+    for p in sorted(folder.iterdir()):
+        # macOS leaves "._name.png" (resource forks) and ".DS_Store" beside copied files.
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(p.name + ("/" if p.is_dir() else ""))
+        else:
+            files.append(p)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        warnings.warn(f"{folder}: skipped {len(skipped)} hidden or non-image entries ({shown})", stacklevel=3)
+    return files
+
+
 def load_set(name: str, root: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, np.ndarray]:
-    """Load every image of a data set folder ``<root>/<name>/`` (sorted by file name)."""
+    """Load every image of a data set folder ``<root>/<name>/`` (sorted by file name).
+
+    Hidden files (``._photo.png``, ``.DS_Store``) and files that are not images are skipped
+    with a warning; an image file that cannot be read is an error naming it.
+    """
     folder = data_root(root) / name
     if not folder.is_dir():
         known = f" ({SETS[name]})" if name in SETS else ""
@@ -142,7 +219,7 @@ def load_set(name: str, root: str | os.PathLike | None = None, limit: int | None
             f"(in a checkout of the book: python data_scripts/download.py {name} --root {folder.parent})\n"
             "or point the SRLIB_DATA environment variable at the folder that holds it."
         )
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _image_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     return {p.stem: load_image(p) for p in files[:limit]}

@@ -12,7 +12,9 @@ Files are fetched with pooch (an interrupted archive download resumes, see
 :class:`_ResumingDownloader`); every archive member is checked before anything is written;
 images are extracted flat into a temporary folder inside ``<root>``, verified, and only then
 renamed to ``<root>/<Name>``. Whatever fails is removed (a bad archive included), so a set is
-either complete or absent.
+either complete or absent. Sizes are capped: a download stops once it is larger than expected
+(:func:`_download_limit`, :func:`_image_limit`), and extraction stops at a per-image and a
+total limit, so a wrong link or a zip bomb cannot fill the disk.
 """
 from __future__ import annotations
 
@@ -48,6 +50,10 @@ IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg")
 DOWNLOADS_DIR = ".downloads"
 CHUNK_SIZE = 1 << 16
 DEFAULT_TIMEOUT = 60.0
+MB = 1 << 20
+MAX_IMAGE_BYTES = 200 * MB  # one image file whose size is not known (DIV2K's largest PNG is about 6 MB)
+MAX_EXTRACTED_BYTES = 8 << 30  # everything extracted for one set (DIV2K's 800 training images: 3.5 GB)
+MAX_DOWNLOAD_BYTES = 8 << 30  # an archive whose size the table does not give
 
 
 class DownloadError(Exception):
@@ -63,7 +69,7 @@ class VerificationError(DownloadError):
 
 
 class UnsafeArchiveError(DownloadError):
-    """An archive member would be written outside the target folder, or is not a plain file."""
+    """An archive member would be written outside the target folder, is not a plain file, or is too large."""
 
 
 class UnsafeSourceError(DownloadError):
@@ -135,17 +141,30 @@ def _resolve(names: Iterable[str], sources: Mapping) -> list[str]:
 
 
 def _is_plain_name(fname: str) -> bool:
-    return bool(fname) and fname not in (".", "..") and not any(c in fname for c in "/\\:\0")
+    return (isinstance(fname, str) and bool(fname) and fname not in (".", "..") and len(fname.encode()) <= 255
+            and not any(c in fname for c in "/\\:\0"))
+
+
+def _is_visible_plain_name(fname: str) -> bool:
+    """A plain name not starting with ".": the installer's own working files (``.downloads``,
+    ``.<set>.tmp-*``, ``.raw``) start with one, and load_set skips such hidden files."""
+    return _is_plain_name(fname) and not fname.startswith(".")
 
 
 def _check_names(name: str, spec: Mapping, checksums: Mapping) -> None:
     """Refuse a table entry whose set or file names are paths (``../x``, ``/x``): they would write elsewhere."""
-    names = [("set name", name)] + [("file name", f) for f in expected_files(name, spec, checksums) or ()]
+    visible = [("set name", name)] + [("file name", f) for f in expected_files(name, spec, checksums) or ()]
+    plain = []
     for mirror in spec.get("mirrors") or []:
-        names += [("archive file name", _archive_name(mirror))] if mirror.get("type") == "archive" else []
-        names += [("rename target", f) for f in (mirror.get("rename") or {}).values()]
-        names += [("source extension", "x" + mirror["source_ext"])] if mirror.get("source_ext") else []
-    bad = [f"{what} {value!r}" for what, value in names if not _is_plain_name(str(value))]
+        plain += [("archive file name", _archive_name(mirror))] if mirror.get("type") == "archive" else []
+        rename = mirror.get("rename") or {}
+        if not isinstance(rename, Mapping):
+            raise UnsafeSourceError(f"refusing to install {name}: 'rename' must map archive names to file names, "
+                                    f"got {rename!r}")
+        visible += [("rename target", f) for f in rename.values()]
+        plain += [("source extension", "x" + str(mirror["source_ext"]))] if mirror.get("source_ext") else []
+    bad = [f"{what} {value!r}" for what, value in visible if not _is_visible_plain_name(value)]
+    bad += [f"{what} {value!r}" for what, value in plain if not _is_plain_name(value)]
     if bad:
         raise UnsafeSourceError(f"refusing to install {name}: the data set table gives a path where a plain "
                                 f"file name is needed: {_short_list(bad)}")
@@ -160,6 +179,26 @@ def _known_hash(mirror: Mapping) -> str | None:
     return next((f"{alg}:{mirror[alg].lower()}" for alg in ("sha256", "md5") if mirror.get(alg)), None)
 
 
+def _image_limit(facts: Mapping | None) -> int:
+    """The most bytes an image file may take: with its size known, 8 bytes a pixel (16-bit RGBA,
+    uncompressed) plus 1 MB of metadata; else :data:`MAX_IMAGE_BYTES`."""
+    if facts and facts.get("width") and facts.get("height"):
+        return 8 * int(facts["width"]) * int(facts["height"]) + MB
+    return MAX_IMAGE_BYTES
+
+
+def _download_limit(spec: Mapping, mirror: Mapping) -> int:
+    """The most bytes an archive download may take: the mirror's ``max_bytes``, else four times the
+    set's approximate ``size`` plus 100 MB (sizes are rounded, archives differ), else :data:`MAX_DOWNLOAD_BYTES`."""
+    if mirror.get("max_bytes"):
+        return int(mirror["max_bytes"])
+    approximate = re.search(r"([\d.]+)\s*([KMG])B", str(spec.get("size", "")))
+    if approximate:
+        unit = {"K": 1 << 10, "M": MB, "G": 1 << 30}[approximate[2]]
+        return int(4 * float(approximate[1]) * unit) + 100 * MB
+    return MAX_DOWNLOAD_BYTES
+
+
 def _short_list(items: Iterable[str], limit: int = 5) -> str:
     items = list(items)
     return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
@@ -169,14 +208,17 @@ def _short_list(items: Iterable[str], limit: int = 5) -> str:
 
 
 def _retrieve(url: str, folder: Path, fname: str, *, known_hash: str | None = None, what: str = "file",
-              progress: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """``folder/fname``, downloaded by pooch unless it is there already (and matches ``known_hash``)."""
+              progress: bool = True, timeout: float = DEFAULT_TIMEOUT, max_bytes: int | None = None) -> Path:
+    """``folder/fname``, downloaded by pooch unless it is there already (and matches ``known_hash``).
+
+    A download larger than ``max_bytes`` is stopped (as soon as the server announces its size,
+    else once that many bytes have come) and removed."""
     import pooch
 
     logger, level = pooch.get_logger(), pooch.get_logger().level
     logger.setLevel("WARNING")  # pooch logs every download at INFO level; callers say what happens
     try:
-        downloader = _ResumingDownloader(folder / (fname + ".part"), progress, timeout)
+        downloader = _ResumingDownloader(folder / (fname + ".part"), progress, timeout, max_bytes, what)
         return Path(pooch.retrieve(url, known_hash, fname=fname, path=folder, downloader=downloader))
     except ValueError as exc:  # pooch: the checksum does not match (it has deleted the file)
         alg = str(known_hash).split(":")[0]
@@ -198,9 +240,10 @@ class _ResumingDownloader:
     The transfer itself is ``pooch.HTTPDownloader`` (requests, tqdm progress bar).
     """
 
-    def __init__(self, part: Path, progress: bool, timeout: float):
+    def __init__(self, part: Path, progress: bool, timeout: float, max_bytes: int | None = None, what: str = "file"):
         self.part, self.meta, self.timeout = part, part.with_name(part.name + ".json"), timeout
         self.progress = progress and importlib.util.find_spec("tqdm") is not None
+        self.max_bytes, self.what = max_bytes, what
 
     def __call__(self, url, output_file, pooch_instance=None, check_only=False):
         import pooch
@@ -217,11 +260,12 @@ class _ResumingDownloader:
             if etag and not etag.startswith("W/"):  # weak validators are not allowed in If-Range
                 headers["If-Range"] = etag
         self.size = self.started = None
+        self.received = offset
         try:
             with open(self.part, "ab") as out:
                 hooks = {"response": lambda response, **_: self._start(response, out, offset, url)}
                 pooch.HTTPDownloader(progressbar=self.progress, chunk_size=CHUNK_SIZE, headers=headers,
-                                     timeout=self.timeout, hooks=hooks)(url, out, pooch_instance)
+                                     timeout=self.timeout, hooks=hooks)(url, _Capped(out, self, url), pooch_instance)
         except DownloadError:  # from _start: a web page, or another range than asked for
             self._discard()
             raise
@@ -260,6 +304,10 @@ class _ResumingDownloader:
             out.truncate(0)  # a fresh download, or the server ignored the Range request
         length = response.headers.get("Content-Length", "")
         self.size = start + int(length) if length.isdigit() else None
+        self.received = start
+        if self.size is not None and self.max_bytes is not None and self.size > self.max_bytes:
+            response.close()
+            raise self.too_large(url, announced=self.size)
         self.started = True
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
         self.meta.write_text(json.dumps({"url": url, "etag": validator}))
@@ -267,6 +315,28 @@ class _ResumingDownloader:
     def _discard(self) -> None:
         self.part.unlink(missing_ok=True)
         self.meta.unlink(missing_ok=True)
+
+    def too_large(self, url: str, announced: int | None = None) -> DownloadError:
+        size = f"is {announced:,} bytes," if announced is not None else "sent"
+        return DownloadError(f"{url} {size} more than the {self.max_bytes:,} bytes expected for this {self.what}; "
+                             "stopped and removed it (the link may now point to another file)")
+
+
+class _Capped:
+    """The ``.part`` file as pooch writes it: counts the bytes, and stops a download past its limit."""
+
+    def __init__(self, file, downloader: _ResumingDownloader, url: str):
+        self.file, self.downloader, self.url = file, downloader, url
+
+    def write(self, chunk: bytes) -> None:
+        d = self.downloader
+        d.received += len(chunk)
+        if d.max_bytes is not None and d.received > d.max_bytes:  # the server sent no size, or a wrong one
+            raise d.too_large(self.url)
+        self.file.write(chunk)
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _network_reason(exc: BaseException) -> str:
@@ -409,18 +479,38 @@ def _extract_images(name: str, path: Path, dest: Path, spec: Mapping, rules: lis
                 raise UnsafeArchiveError(f"refusing to extract {path.name}: {member!r} would be installed as "
                                          f"{final!r}, " + ("twice" if final in finals else "not a plain file name"))
             finals[final] = (member, opener)
-        reencoded = set()
+        reencoded, extracted = set(), 0
         for final, (member, opener) in finals.items():
             raw = dest / ".raw"
+            image_limit = _image_limit((expected or {}).get(final))
+            limit = min(image_limit, MAX_EXTRACTED_BYTES - extracted)
             try:
                 with opener() as src, open(raw, "wb") as out:
-                    shutil.copyfileobj(src, out, CHUNK_SIZE)
+                    copied = _copy_at_most(src, out, limit)
             except _READ_ERRORS as exc:
                 raise CorruptArchiveError(f"{path.name} is damaged or incomplete: cannot read {member} ({exc})"
                                           ) from None
+            if copied is None:
+                what = (f"{member} is larger than the {image_limit:,} bytes an image may take" if limit == image_limit
+                        else f"its images add up to more than {MAX_EXTRACTED_BYTES:,} bytes")
+                raise UnsafeArchiveError(f"refusing to extract {path.name}: {what} (a damaged or malicious archive)")
+            extracted += copied
             if _store(raw, dest / final, spec):
                 reencoded.add(final)
     return reencoded
+
+
+def _copy_at_most(src, out, limit: int) -> int | None:
+    """Copy ``src`` to ``out`` and return the number of bytes, or None (stopping) once past ``limit``.
+
+    An archive's stated sizes may lie; counting what actually comes out is what bounds the disk used."""
+    copied = 0
+    while chunk := src.read(CHUNK_SIZE):
+        copied += len(chunk)
+        if copied > limit:
+            return None
+        out.write(chunk)
+    return copied
 
 
 # --------------------------------------------------------------------------- verification
@@ -551,7 +641,8 @@ def _fill_from_mirror(tmp: Path, name: str, spec: Mapping, mirror: Mapping, root
             there = (root / DOWNLOADS_DIR / fname).exists()
             log(f"{name}: " + ("using the archive already downloaded" if there else f"downloading {mirror['url']}"))
             archive = _retrieve(mirror["url"], root / DOWNLOADS_DIR, fname, known_hash=_known_hash(mirror),
-                                what="archive", progress=progress, timeout=timeout)
+                                what="archive", progress=progress, timeout=timeout,
+                                max_bytes=_download_limit(spec, mirror))
             archives.add(archive)
             reencoded = _extract_images(name, archive, tmp, spec, [mirror], expected)
         verify_folder(tmp, name, spec, checksums, reencoded=reencoded, pixel_match=mirror.get("compare") == "pixels")
@@ -577,7 +668,8 @@ def _fetch_files(tmp: Path, spec: Mapping, mirror: Mapping, expected: Mapping, p
         source = posixpath.splitext(final)[0] + ext if ext else final
         sha = expected[final].get("sha256") if not ext and mirror.get("compare") != "pixels" else None
         raw = _retrieve(base_url + urllib.parse.quote(source), tmp, ".raw-" + final,
-                        known_hash=f"sha256:{sha}" if sha else None, progress=False, timeout=timeout)
+                        known_hash=f"sha256:{sha}" if sha else None, progress=False, timeout=timeout,
+                        max_bytes=_image_limit(expected[final]), what="image")
         if _store(raw, tmp / final, spec):
             reencoded.add(final)
     return reencoded

@@ -9,6 +9,8 @@ alongside, so every table carries its own baseline.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +65,16 @@ def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = 
     return out.double().cpu()
 
 
+def _mean_psnr(values: list[float], what: str) -> float:
+    """Mean PSNR over a set. An image reconstructed exactly has PSNR = inf, which would make the mean
+    inf and hide every other image: it is left out of the mean, and a warning says so."""
+    finite = [v for v in values if v != math.inf]
+    if len(finite) < len(values):
+        warnings.warn(f"{len(values) - len(finite)} of {len(values)} images are reconstructed exactly "
+                      f"({what} PSNR = inf) and are left out of the mean", stacklevel=3)
+    return float(np.mean(finite)) if finite else math.inf
+
+
 @dataclass
 class EvalResult:
     """Per-image and mean PSNR/SSIM of a model and of bicubic upscaling."""
@@ -77,7 +89,7 @@ class EvalResult:
 
     @property
     def mean_psnr(self) -> float:
-        return float(np.mean(self.psnr))
+        return _mean_psnr(self.psnr, self.label)
 
     @property
     def mean_ssim(self) -> float:
@@ -85,7 +97,7 @@ class EvalResult:
 
     @property
     def mean_bicubic_psnr(self) -> float:
-        return float(np.mean(self.bicubic_psnr))
+        return _mean_psnr(self.bicubic_psnr, "bicubic")
 
     @property
     def mean_bicubic_ssim(self) -> float:

@@ -80,18 +80,38 @@ def _torch_matrix(in_len, out_len, scale, antialiasing, dtype, device):
     return torch.from_numpy(np.array(matrix)).to(device=device, dtype=dtype)
 
 
+def _positive_number(value) -> bool:
+    """A finite real number above 0; not a bool, and not a string (``"2"`` would compare as text)."""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 and not value.dtype.is_complex else None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return math.isfinite(value) and value > 0
+
+
+def _check_finite(values, what: str) -> None:
+    """Refuse NaN and infinite pixels: one of them spreads over its whole row and column of the output."""
+    finite = torch.isfinite(values).all() if isinstance(values, torch.Tensor) else np.isfinite(values).all()
+    if not finite:
+        raise ValueError(f"imresize: the {what} contains NaN or infinite values; find where they come from "
+                         "(e.g. a division by zero or a diverged network) before resizing.")
+
+
 def _plan(in_hw, scale, output_size):
     """Per-axis (output length, scale) following MATLAB's rules."""
     if (scale is None) == (output_size is None):
         raise ValueError("imresize: give exactly one of `scale` or `output_size`.")
     if output_size is not None:
-        out_hw = tuple(int(n) for n in output_size)
-        if len(out_hw) != 2 or min(out_hw) < 1:
+        sizes = list(output_size) if isinstance(output_size, (tuple, list, np.ndarray, torch.Size)) else []
+        if len(sizes) != 2 or not all(_positive_number(n) and float(n).is_integer() for n in sizes):
             raise ValueError(f"imresize: output_size must be two positive integers (rows, cols), got {output_size!r}.")
-        return [(o, o / i) for o, i in zip(out_hw, in_hw)]
-    scales = (scale, scale) if np.isscalar(scale) else tuple(scale)
-    if len(scales) != 2 or min(scales) <= 0:
-        raise ValueError(f"imresize: scale must be positive (a number or a pair), got {scale!r}.")
+        return [(int(o), int(o) / i) for o, i in zip(sizes, in_hw)]
+    single = np.isscalar(scale) or (isinstance(scale, torch.Tensor) and scale.numel() == 1)
+    scales = [scale, scale] if single else scale
+    scales = list(scales) if isinstance(scales, (tuple, list, np.ndarray, torch.Tensor)) else []
+    if len(scales) != 2 or not all(_positive_number(s) for s in scales):
+        raise ValueError(f"imresize: scale must be a positive finite number (or a pair of them), got {scale!r}.")
+    scales = [float(s) for s in scales]
     plan = [(int(math.ceil(n * s - 1e-9)), float(s)) for n, s in zip(in_hw, scales)]
     for (out_len, _), n in zip(plan, in_hw):
         if out_len < 1:
@@ -121,6 +141,8 @@ def imresize(img, scale=None, output_size=None, antialiasing: bool = True):
         output_size: ``(rows, cols)`` instead of ``scale``.
         antialiasing: widen the kernel when shrinking, as MATLAB does by default.
 
+    NaN or infinite pixels, and a scale that is not a positive finite number, are a ``ValueError``.
+
     Returns:
         The same kind of object. Float tensors keep their dtype (use float64 for
         MATLAB-exact results). Numpy float input returns float64; numpy uint8 input returns
@@ -133,6 +155,7 @@ def imresize(img, scale=None, output_size=None, antialiasing: bool = True):
             raise TypeError(f"imresize: tensor dtype {img.dtype} is not floating point; convert with .float() "
                             "(values in [0, 1]) or .double() for MATLAB-exact results.")
         plan = _plan(tuple(img.shape[-2:]), scale, output_size)
+        _check_finite(img, "tensor")
         return _resize_tensor(img, plan, antialiasing)
 
     arr = np.asarray(img)
@@ -141,6 +164,8 @@ def imresize(img, scale=None, output_size=None, antialiasing: bool = True):
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.uint8):
         raise TypeError(f"imresize: unsupported dtype {arr.dtype}; pass uint8 or a float array.")
     plan = _plan(arr.shape[:2], scale, output_size)
+    if arr.dtype != np.uint8:
+        _check_finite(arr, "array")
     t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
     t = t if arr.ndim == 2 else t.permute(2, 0, 1)
     out = _resize_tensor(t, plan, antialiasing)

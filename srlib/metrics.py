@@ -9,7 +9,8 @@ The protocol every paper in this book reports (and that :func:`sr_metrics` appli
 4. PSNR = 10 log10(255^2 / MSE) and SSIM (Wang et al. 2004: 11x11 Gaussian window,
    sigma 1.5, 'valid' filtering) per image, averaged over a set by the caller.
 
-All functions take batched tensors ``(N, C, H, W)`` in [0, 1] and compute in float64.
+All functions take batched tensors ``(N, C, H, W)`` in [0, 1] and compute in float64; values
+outside [0, 1] by more than float rounding, NaN and infinities are refused.
 """
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def crop_border(img: torch.Tensor, border: int) -> torch.Tensor:
 
 
 def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
+    if not (isinstance(sr, torch.Tensor) and isinstance(hr, torch.Tensor)):
+        raise TypeError(f"expected tensors (N, C, H, W) in [0, 1], got {type(sr).__name__} and {type(hr).__name__}; "
+                        "convert 8-bit images with srlib.data.to_tensor (it divides by 255).")
     if not (sr.is_floating_point() and hr.is_floating_point()):
         raise TypeError(f"expected float images in [0, 1], got {sr.dtype} and {hr.dtype}; "
                         "convert 8-bit images with srlib.data.to_tensor (it divides by 255).")
@@ -54,11 +58,38 @@ def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
         raise ValueError(f"SR and HR shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}.")
     if sr.dim() != 4:
         raise ValueError(f"expected batched images (N, C, H, W), got shape {tuple(sr.shape)}.")
+    if sr.numel() == 0:
+        raise ValueError(f"the images are empty: shape {tuple(sr.shape)}.")
+
+
+# How far outside [0, 1] float rounding may push a value (colour conversions, resizing) before
+# it is taken for a mistake.
+RANGE_TOLERANCE = 1e-6
+
+
+def _check_unit_values(sr: torch.Tensor, hr: torch.Tensor) -> None:
+    """Refuse NaN, infinities and values outside [0, 1]: each would give a meaningless figure."""
+    for what, img in (("SR", sr), ("HR", hr)):
+        if not torch.isfinite(img).all():
+            raise ValueError(f"{what} contains NaN or infinite values; PSNR and SSIM are undefined "
+                             "(a diverged network gives NaN: check the model's output).")
+        low, high = img.min().item(), img.max().item()
+        if high > 2:  # far beyond rounding: the 8-bit scale
+            raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}]: images on the 0..255 scale must be "
+                             "divided by 255 first (expected [0, 1]).")
+        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+            raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}], outside [0, 1]; clamp network output "
+                             "with srlib.color.quantize (as sr_metrics does) before measuring it.")
 
 
 def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
-    """Per-image PSNR in dB of ``(N, C, H, W)`` images in [0, 1]; returns shape ``(N,)``."""
+    """Per-image PSNR in dB of ``(N, C, H, W)`` images in [0, 1]; returns shape ``(N,)``.
+
+    Identical images have no error, and their PSNR is ``inf``; a mean over a set must leave them
+    out or say so. NaN, infinite or out-of-range values (e.g. 0..255) are a ``ValueError``.
+    """
     _check_pair(sr, hr)
+    _check_unit_values(sr, hr)
     diff = crop_border(sr.double() - hr.double(), border) * 255
     mse = diff.pow(2).mean(dim=(1, 2, 3))
     return 10 * torch.log10(255.0**2 / mse)
@@ -85,9 +116,11 @@ def ssim_map(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tenso
     """The local SSIM of ``(N, C, H, W)`` images in [0, 1]: shape ``(N, C, H - 10, W - 10)``.
 
     Gaussian window 11x11, sigma 1.5, 'valid' filtering (no padding), constants
-    C1 = (0.01 * 255)^2 and C2 = (0.03 * 255)^2, as in Wang et al. (2004).
+    C1 = (0.01 * 255)^2 and C2 = (0.03 * 255)^2, as in Wang et al. (2004). NaN, infinite or
+    out-of-range values (e.g. 0..255) are a ``ValueError``.
     """
     _check_pair(sr, hr)
+    _check_unit_values(sr, hr)
     x = crop_border(sr.double(), border) * 255
     y = crop_border(hr.double(), border) * 255
     n, c, h, w = x.shape

@@ -139,11 +139,12 @@ def measure_reference(model: torch.nn.Module, root=None) -> dict:
     for set_name, images in sets.items():
         result = evaluate(model, images, scale)
         per_image = zip(result.names, result.psnr, result.ssim, result.bicubic_psnr, result.bicubic_ssim)
-        measured[set_name] = dict(psnr=round(result.mean_psnr, 4), ssim=round(result.mean_ssim, 5),
-                                  bicubic_psnr=round(result.mean_bicubic_psnr, 4),
-                                  bicubic_ssim=round(result.mean_bicubic_ssim, 5),
-                                  per_image={k: dict(psnr=round(p, 4), ssim=round(s, 5), bicubic_psnr=round(bp, 4),
-                                                     bicubic_ssim=round(bs, 5)) for k, p, s, bp, bs in per_image})
+        # Six decimals: printing a figure rounded twice (to 5, then 4 digits) could differ from printing it once.
+        measured[set_name] = dict(psnr=round(result.mean_psnr, 6), ssim=round(result.mean_ssim, 6),
+                                  bicubic_psnr=round(result.mean_bicubic_psnr, 6),
+                                  bicubic_ssim=round(result.mean_bicubic_ssim, 6),
+                                  per_image={k: dict(psnr=round(p, 6), ssim=round(s, 6), bicubic_psnr=round(bp, 6),
+                                                     bicubic_ssim=round(bs, 6)) for k, p, s, bp, bs in per_image})
     return measured
 
 

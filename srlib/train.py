@@ -31,6 +31,10 @@ Launched by ``torchrun --nproc_per_node=N``, fit trains in N processes with Dist
 (:mod:`srlib.distributed`): ``batch_size`` is per process, a step learns from N x ``batch_size``
 patches, and the learning rate is left as given.
 
+Resuming continues the run the checkpoint records: asking for more ``steps`` extends it, but
+changing a training setting (rate, batch size, optimizer, schedule, clipping, seed) is refused
+with what changed, since the result would be neither the old run nor a new one.
+
 Ctrl-C (or a notebook's stop button) lets the current step finish, saves a checkpoint and raises
 KeyboardInterrupt; calling ``fit`` again continues exactly there. Any other exception saves nothing
 (the state may be broken, e.g. by NaNs): a crash loses at most one checkpoint interval.
@@ -54,9 +58,26 @@ from .history import History
 from .interrupt import DeferInterrupt
 from .progress import progress_bar
 
-__all__ = ["mse_loss", "fit", "train_or_load"]
+__all__ = ["mse_loss", "fit", "train_or_load", "check_same_settings"]
+
+# The facts a resumed run must share with the checkpoint (steps may grow). A fact an older
+# checkpoint lacks is not compared; one process records no "processes".
+RESUME_SETTINGS = ("lr", "batch_size", "optimizer", "lr_schedule", "milestones", "gamma", "clip_grad", "clip_mode",
+                   "seed", "processes")
+_UNRECORDED = {"processes": 1}
 
 
+def check_same_settings(recorded: dict, settings: dict, path: str | os.PathLike) -> None:
+    """Raise ValueError, saying what changed, unless ``settings`` continue the run whose facts are ``recorded``."""
+    # A checkpoint stores tuples (milestones) as lists.
+    old, new = ({**_UNRECORDED, **{k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}}
+                for facts in (recorded, settings))
+    changed = [key for key in RESUME_SETTINGS if key in old and key in new and old[key] != new[key]]
+    if changed:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} was trained with "
+                         f"{', '.join(f'{k}={old[k]}' for k in changed)}, this run asks for "
+                         f"{', '.join(f'{k}={new[k]}' for k in changed)}; continue it with its own settings, "
+                         "or start a new run in another checkpoint file")
 
 
 def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
@@ -285,6 +306,7 @@ class _Books:
         if ckpt is None:
             return History(), 0
         check_same_model(ckpt, self.model, self.path)
+        check_same_settings(ckpt.get("facts") or {}, self.facts, self.path)
         self.model.load_state_dict(ckpt["model_state"])
         if ckpt["optimizer_state"] is not None:  # load_state_dict moves it to the parameters' device
             self.update.optimizer.load_state_dict(ckpt["optimizer_state"])

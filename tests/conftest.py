@@ -16,3 +16,18 @@ def require_data(*relative: str):
             pytest.fail(f"CI provides SRLIB_DATA but {reason}")
         pytest.skip(reason)
     return path
+
+
+def flip_weight_byte(path) -> bytes:
+    """Flip one bit inside the first weight tensor stored in checkpoint ``path``, the way a disk error
+    or a bad copy would; return the damaged bytes (now the file's content)."""
+    import torch
+
+    state = torch.load(path, weights_only=True)["model_state"]
+    first = next(iter(state.values())).numpy().tobytes()
+    data = bytearray(open(path, "rb").read())
+    at = bytes(data).find(first[:32])
+    assert at > 0, "the weights are not stored as raw bytes"
+    data[at + 7] ^= 0x40
+    open(path, "wb").write(bytes(data))
+    return bytes(data)

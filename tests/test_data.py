@@ -89,7 +89,8 @@ def test_load_set_reads_a_folder(tmp_path):
     for i in range(3):
         _save(tmp_path / "Tiny" / f"im{i}.png", np.full((6, 6, 3), i, np.uint8))
     (tmp_path / "Tiny" / "notes.txt").write_text("not an image")
-    images = load_set("Tiny", root=tmp_path)
+    with pytest.warns(UserWarning, match="skipped 1 hidden or non-image"):  # skipped, and said so
+        images = load_set("Tiny", root=tmp_path)
     assert list(images) == ["im0", "im1", "im2"]
 
 

@@ -71,3 +71,13 @@ def test_a_variant_is_evaluated_with_its_own_input_convention(images):
     result = evaluate(twin, images, 2)
     assert len(result.psnr) == len(images)
     assert upscale_image(twin, images["chelsea"][:20, :24]).shape == (40, 48, 3)
+
+
+def test_an_exact_reconstruction_is_inf_per_image_and_left_out_of_the_mean():
+    from srlib.evaluate import EvalResult
+
+    result = EvalResult(label="m", scale=2, names=["flat", "photo"], psnr=[float("inf"), 30.0], ssim=[1.0, 0.9],
+                        bicubic_psnr=[40.0, 28.0], bicubic_ssim=[1.0, 0.8])
+    assert result.psnr[0] == float("inf")
+    with pytest.warns(UserWarning, match="1 of 2 images are reconstructed exactly"):
+        assert result.mean_psnr == 30.0

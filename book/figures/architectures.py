@@ -406,7 +406,8 @@ def draw_upsampling_positions(path: Path) -> None:
         for i, t in enumerate(pros):
             c.text(row_w + 0.8, y + 0.7 - 0.7 * i, t, color=TEXT, va="center")
     c.rule(7.35)
-    c.text(0.3, 1.15, "Block height ∝ spatial resolution of the computation; r = scale factor, H × W = size of the LR image.", va="center")
+    c.text(0.3, 1.15, "Block height ∝ spatial resolution of the computation; "
+           "r = scale factor, H × W = size of the LR image.", va="center")
     c.legend(["upsampling", "mapping"], 0.25)
     c.save(path)
 

@@ -1,0 +1,225 @@
+"""Downloads under bad input: oversized downloads and archive members, zip bombs, and table entries
+whose names would write outside the data root are refused, and nothing is left behind."""
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import zipfile
+
+import pytest
+import test_download
+from test_download import QUIET, archive_source, leftovers, make_targz, make_zip, png_bytes
+
+from srlib import datasets as dl
+
+serve = test_download.serve  # the download tests' local HTTP server (a fixture)
+
+
+def zip_bomb(name: str, size: int) -> bytes:
+    """A zip whose one member inflates to ``size`` zero bytes from a few kilobytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, b"\0" * size)
+    return buf.getvalue()
+
+
+def install(sources, root, checksums=None):
+    return dl.download("S", root, sources=sources, checksums=checksums or {}, **QUIET)
+
+
+# ---------------------------------------------------------------------------- archive members
+
+
+@pytest.mark.parametrize("pack", [make_zip, make_targz], ids=["zip", "tar.gz"])
+def test_a_member_larger_than_an_image_may_be_is_refused(serve, tmp_path, monkeypatch, pack):
+    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 1000)
+    server = serve({"s.arc": pack({"S/a.png": png_bytes(1), "S/b.png": b"\x89PNG" + b"x" * 5000})})
+    sources = {"S": archive_source(server.url("s.arc"), filename="s.arc", member_dir="S", images=2)}
+    with pytest.raises(dl.UnsafeArchiveError, match="S/b.png is larger than the 1,000 bytes an image may take"):
+        install(sources, tmp_path / "root")
+    assert leftovers(tmp_path / "root") == []  # nothing installed, the bad archive removed
+
+
+def test_a_zip_bomb_stops_at_the_limit(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 64 * 1024)
+    written = []
+    copy = dl._copy_at_most
+
+    def watch(src, out, limit):
+        copied = copy(src, out, limit)
+        written.append(out.tell())
+        return copied
+
+    monkeypatch.setattr(dl, "_copy_at_most", watch)
+    bomb = zip_bomb("S/a.png", 20 * 1024 * 1024)
+    assert len(bomb) < 100_000
+    server = serve({"s.zip": bomb})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
+    with pytest.raises(dl.UnsafeArchiveError, match="larger than the 65,536 bytes"):
+        install(sources, tmp_path / "root")
+    assert written and max(written) <= 64 * 1024  # stopped at the limit, not after inflating 20 MB
+    assert leftovers(tmp_path / "root") == []
+
+
+def test_the_size_of_a_known_image_bounds_its_member(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "MB", 0)  # no allowance for metadata: 8 bytes a pixel exactly
+    server = serve({"s.zip": make_zip({"S/a.png": b"\x89PNG" + b"x" * 500})})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
+    checksums = {"S": {"a.png": {"width": 8, "height": 6, "sha256": None, "pixel_sha256": None}}}
+    with pytest.raises(dl.UnsafeArchiveError, match="larger than the 384 bytes an image may take"):
+        install(sources, tmp_path / "root", checksums)
+
+
+def test_the_images_of_a_set_together_are_capped(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "MAX_EXTRACTED_BYTES", 250)
+    images = {f"S/{c}.png": png_bytes(i) for i, c in enumerate("abc")}
+    assert all(80 < len(v) < 125 for v in images.values())  # two fit, the third does not
+    server = serve({"s.zip": make_zip(images)})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=3)}
+    with pytest.raises(dl.UnsafeArchiveError, match="its images add up to more than 250 bytes"):
+        install(sources, tmp_path / "root")
+    assert leftovers(tmp_path / "root") == []
+
+
+def test_install_from_a_hand_downloaded_bomb_keeps_the_archive(tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 1000)
+    archive = tmp_path / "S.zip"
+    archive.write_bytes(zip_bomb("S/a.png", 50_000))
+    before = archive.read_bytes()
+    sources = {"S": archive_source("http://127.0.0.1:9/s.zip", filename="s.zip", member_dir="S", images=1)}
+    with pytest.raises(dl.UnsafeArchiveError, match="larger than the 1,000 bytes"):
+        dl.install_from_archive("S", archive, tmp_path / "root", sources=sources, checksums={}, log=None)
+    assert archive.read_bytes() == before and leftovers(tmp_path / "root") == []
+
+
+# ---------------------------------------------------------------------------- downloads larger than expected
+
+
+def test_an_announced_size_over_the_limit_stops_before_the_body(serve, tmp_path):
+    server = serve({"s.zip": make_zip({"S/a.png": png_bytes(1)}) + b"\0" * 200_000})
+    sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1,
+                                   max_bytes=10_000)}
+    with pytest.raises(dl.DownloadError, match="is 2\\d\\d,\\d\\d\\d bytes, more than the 10,000 bytes expected"):
+        install(sources, tmp_path / "root")
+    assert leftovers(tmp_path / "root") == []
+
+
+class _NoLength(http.server.BaseHTTPRequestHandler):
+    """Answers with a body of ``size`` bytes and no Content-Length, as a streaming server may."""
+
+    size = 2_000_000
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        try:
+            for _ in range(self.size // 10_000):
+                self.wfile.write(b"\0" * 10_000)
+        except OSError:  # the client hung up: what a stopped download does
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def no_length_server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoLength)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_download_without_a_size_stops_at_the_limit(no_length_server, tmp_path, monkeypatch):
+    largest = []
+    write = dl._Capped.write
+
+    def watch(self, chunk):
+        write(self, chunk)
+        largest.append(self.file.tell())
+
+    monkeypatch.setattr(dl._Capped, "write", watch)
+    sources = {"S": archive_source(no_length_server + "s.zip", filename="s.zip", member_dir="S", images=1,
+                                   max_bytes=100_000)}
+    with pytest.raises(dl.DownloadError, match="sent more than the 100,000 bytes expected"):
+        install(sources, tmp_path / "root")
+    assert largest and max(largest) <= 100_000  # never more on disk than allowed
+    assert leftovers(tmp_path / "root") == []
+
+
+@pytest.mark.parametrize("facts,limit", [({}, 1000), ({"width": 8, "height": 6}, None)], ids=["unknown", "known"])
+def test_a_file_by_file_image_larger_than_expected(serve, tmp_path, monkeypatch, facts, limit):
+    if limit:
+        monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", limit)
+    else:
+        monkeypatch.setattr(dl, "MB", 0)
+        limit = 8 * 8 * 6
+    server = serve({"set/a.png": b"\x89PNG" + b"x" * 5000})
+    sources = {"T": {"images": 1, "mirrors": [{"type": "files", "base_url": server.url("set/")}]}}
+    checksums = {"T": {"a.png": {**facts, "sha256": None, "pixel_sha256": None}}}
+    with pytest.raises(dl.DownloadError, match=f"more than the {limit:,} bytes expected for this image"):
+        dl.download("T", tmp_path / "root", sources=sources, checksums=checksums, **QUIET)
+    assert leftovers(tmp_path / "root") == []
+
+
+@pytest.mark.parametrize("size,mirror,expected", [
+    ("0.9 MB (5 files)", {}, int(4 * 0.9 * 2**20) + 100 * 2**20),
+    ("~130 MB", {}, 4 * 130 * 2**20 + 100 * 2**20),
+    ("3.5 GB", {}, int(4 * 3.5 * 2**30) + 100 * 2**20),
+    ("tiny", {}, dl.MAX_DOWNLOAD_BYTES),
+    ("~7 MB", {"max_bytes": 1_000_000_000}, 1_000_000_000),
+])
+def test_download_limits_follow_the_table(size, mirror, expected):
+    assert dl._download_limit({"size": size}, mirror) == expected
+
+
+def test_the_shared_archives_in_the_real_table_have_their_own_limit():
+    for name, spec in dl.load_sources().items():
+        for mirror in spec["mirrors"]:
+            if mirror.get("filename") in ("benchmark.tar", "Set5_SR.zip"):
+                assert mirror.get("max_bytes"), name
+
+
+# ---------------------------------------------------------------------------- names in the table
+
+
+@pytest.mark.parametrize("where,value", [
+    ("rename", {"a.png": "../evil.png"}),
+    ("rename", {"a.png": "/tmp/srlib-test-evil.png"}),
+    ("rename", {"a.png": "sub/evil.png"}),
+    ("rename", {"a.png": "..\\evil.png"}),
+    ("rename", {"a.png": "C:evil.png"}),
+    ("rename", {"a.png": ".hidden.png"}),
+    ("rename", {"a.png": ""}),
+    ("rename", {"a.png": None}),
+    ("rename", {"a.png": 7}),
+    ("rename", {"a.png": "x" * 300 + ".png"}),
+    ("rename", ["a.png", "../evil.png"]),
+    ("filename", ".."),
+    ("filename", "sub/s.zip"),
+    ("source_ext", "/../x"),
+    ("set name", "../Evil"),
+    ("set name", ".downloads"),
+    ("file name", "../a.png"),
+    ("file name", ".a.png"),
+    ("names format", "../{:03d}.png"),
+])
+def test_table_names_that_escape_the_root_are_refused_before_anything_happens(serve, tmp_path, where, value):
+    server = serve({"s.zip": make_zip({"S/a.png": png_bytes(1)})})
+    name = value if where == "set name" else "S"
+    spec = archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)
+    checksums = {}
+    if where in ("rename", "filename", "source_ext"):
+        spec["mirrors"][0][where] = value
+    elif where == "file name":
+        checksums = {name: {value: {"width": 8, "height": 6, "sha256": None, "pixel_sha256": None}}}
+    elif where == "names format":
+        spec["names"] = {"format": value, "first": 1, "last": 1}
+    root = tmp_path / "root"
+    with pytest.raises(dl.UnsafeSourceError, match=f"refusing to install {name.replace('.', '[.]')}"):
+        dl.download(name, root, sources={name: spec}, checksums=checksums, **QUIET)
+    assert not root.exists() and server.requests == []

@@ -232,6 +232,10 @@ def _load(source: str):
 
     if (is_reference(source) and not os.path.exists(source)) or str(source).endswith(".safetensors"):
         return load_reference(source)
+    if not os.path.exists(source) and not Path(source).suffix:  # a name, not a file: a mistyped reference?
+        from .reference import RECIPES
+        raise FileNotFoundError(f"{source} is neither a checkpoint file nor a reference model; reference models: "
+                                f"{', '.join(RECIPES)} (python -m srlib models lists them)")
     return load_model(source)
 
 

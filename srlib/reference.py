@@ -217,6 +217,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     _paths(name)  # an unknown name is refused before any work
     name = str(name).lower()
     recipe = RECIPES[name]
+    commit = _commit()  # the code this run starts from (the repository may move on while it trains)
     model_spec = spec(recipe.model)
     images = {}
     for set_name in TRAINING_SETS:
@@ -244,7 +245,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
         data=" + ".join(TRAINING_SETS) + f" ({len(images)} images, bicubic LR, Y channel, 8 flips and rotations)",
         loss=f"srlib.models.{recipe.model}.loss: " + (model_spec.loss.__doc__ or "").strip().splitlines()[0],
         seconds=round(history.seconds), threads=torch.get_num_threads(), torch_version=torch.__version__,
-        commit=_commit(), command=f"python scripts/train_reference.py {name}",
+        commit=commit, command=f"python scripts/train_reference.py {name}",
         saved=time.strftime("%Y-%m-%d", time.gmtime()), dtype="float16", sha256=_sha256(weights),
         validation=[[step, round(psnr, 4)] for step, psnr in history.val],
         measured=measure_reference(model, root),

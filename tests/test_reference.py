@@ -1,0 +1,135 @@
+"""The shipped reference models: safe files, complete provenance, and the figures they record.
+
+Every recorded PSNR is re-measured here to 0.01 dB: a change to the evaluation protocol, the
+image loader, the bicubic kernel or a model's code that moves a number the book prints fails.
+"""
+import shutil
+
+import pytest
+import torch
+
+from srlib.datasets import data_root
+from srlib.models import count_parameters
+from srlib.reference import (
+    RECIPES,
+    WEIGHTS_DIR,
+    load_reference,
+    measure_reference,
+    reference_info,
+    reference_names,
+)
+
+TOLERANCE_DB = 0.01
+MAX_BYTES = 4 * 2**20
+
+
+def test_every_recipe_has_shipped_weights():
+    assert reference_names() == list(RECIPES)
+
+
+@pytest.fixture(scope="module", params=list(RECIPES))
+def reference(request):
+    name = request.param
+    return name, load_reference(name), reference_info(name)
+
+
+_measured = {}
+
+
+def measured(name, model):
+    """Each model is measured once per test session (SRCNN on Set5 takes a few seconds)."""
+    if name not in _measured:
+        _measured[name] = measure_reference(model)
+    return _measured[name]
+
+
+def test_weights_are_small_half_precision_safetensors(reference):
+    name, _, _ = reference
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    assert path.stat().st_size <= MAX_BYTES
+    from safetensors.torch import load_file  # refuses anything but the plain tensor format
+    assert {t.dtype for t in load_file(path).values()} == {torch.float16}
+
+
+def test_provenance_says_how_the_model_was_made(reference):
+    name, model, info = reference
+    recipe = RECIPES[name]
+    for key in ("model", "config", "scale", "recipe", "schedule", "data", "loss", "seconds", "commit", "command",
+                "sha256", "measured", "torch_version"):
+        assert info.get(key) not in (None, ""), f"{name}.json lacks {key!r}"
+    assert info["recipe"]["steps"] == recipe.steps and info["model"] == recipe.model
+    assert info["command"] == f"python scripts/train_reference.py {name}"
+    assert "uncommitted" not in info["commit"], f"{name} was trained from a working tree with uncommitted changes"
+    assert model.srlib_name == recipe.model and model.scale == recipe.scale
+    assert count_parameters(model) > 0 and not model.training
+
+
+def test_recorded_figures_are_measured_again_to_a_hundredth_of_a_decibel(reference):
+    name, model, info = reference
+    now_measured = measured(name, model)
+    recorded = info["measured"]
+    if (data_root() / "Set5").is_dir():
+        assert "Set5" in now_measured and "Set5" in recorded
+    for set_name, now in now_measured.items():
+        then = recorded[set_name]
+        for key in ("psnr", "bicubic_psnr"):
+            assert now[key] == pytest.approx(then[key], abs=TOLERANCE_DB), f"{name} {set_name} {key}"
+        for image, row in now["per_image"].items():
+            assert row["psnr"] == pytest.approx(then["per_image"][image]["psnr"], abs=TOLERANCE_DB), f"{name} {image}"
+        assert now["ssim"] == pytest.approx(then["ssim"], abs=1e-4), f"{name} {set_name} ssim"
+
+
+def test_a_figure_off_by_two_hundredths_is_caught(reference, tmp_path):
+    """The check above is not vacuous: a recorded number moved by 0.02 dB fails it."""
+    name, model, info = reference
+    now = measured(name, model)["embedded"]["psnr"]
+    assert now != pytest.approx(info["measured"]["embedded"]["psnr"] + 0.02, abs=TOLERANCE_DB)
+
+
+def test_a_damaged_weights_file_is_refused(reference, tmp_path):
+    name, _, _ = reference
+    weights = tmp_path / f"{name}.safetensors"
+    shutil.copy(WEIGHTS_DIR / f"{name}.safetensors", weights)
+    shutil.copy(WEIGHTS_DIR / f"{name}.json", tmp_path / f"{name}.json")
+    assert load_reference(weights).scale == RECIPES[name].scale  # a copy with its provenance loads
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte inside the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        load_reference(weights)
+
+
+def test_weights_without_provenance_or_with_broken_provenance_are_refused(tmp_path):
+    name = next(iter(RECIPES))
+    weights = tmp_path / "alone.safetensors"
+    shutil.copy(WEIGHTS_DIR / f"{name}.safetensors", weights)
+    with pytest.raises(FileNotFoundError, match="no provenance file alone.json"):
+        load_reference(weights)
+    (tmp_path / "alone.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_reference(weights)
+
+
+def test_unknown_names_list_the_choices():
+    with pytest.raises(ValueError, match="espcn-x3"):
+        load_reference("espcn-x5")
+
+
+
+def test_the_command_line_takes_reference_models_by_name(capsys, tmp_path, monkeypatch):
+    from srlib.cli import main
+
+    assert main(["evaluate", "espcn-x3", "--sets", "embedded", "--no-progress"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("espcn-x3"))
+    recorded = reference_info("espcn-x3")["measured"]["embedded"]["psnr"]
+    assert f"{recorded:.2f} / " in row
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in RECIPES)
+    monkeypatch.chdir(tmp_path)
+    from PIL import Image
+    Image.new("RGB", (20, 16)).save("photo.png")
+    assert main(["upscale", "espcn-x5", "photo.png"]) == 2
+    assert "reference models: srcnn-x3" in capsys.readouterr().err
+    assert main(["upscale", "espcn-x3", "photo.png"]) == 0  # one line from a photo to its enlargement
+    assert Image.open(tmp_path / "upscaled" / "photo_x3.png").size == (60, 48)

@@ -104,9 +104,11 @@ def _equal_time_steps(train: dict) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("labs", nargs="*", default=["srcnn", "fsrcnn", "espcn"], choices=["srcnn", "fsrcnn", "espcn"])
+    parser.add_argument("labs", nargs="*", choices=[[], "srcnn", "fsrcnn", "espcn"], metavar="LAB",
+                        help="srcnn, fsrcnn or espcn (default: all three)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     args = parser.parse_args()
+    args.labs = args.labs or ["srcnn", "fsrcnn", "espcn"]
     train, test = sample_images("train"), sample_images("test")
     extra = {}
     if "fsrcnn" in args.labs:

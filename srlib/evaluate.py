@@ -144,9 +144,13 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
              chop: bool | int = False, self_ensemble: bool = False, progress: bool = False) -> EvalResult:
     """PSNR/SSIM of ``model`` and of bicubic on ``images`` (uint8 HR images) at ``scale``.
 
-    ``model`` may be ``None`` or ``"bicubic"`` to measure bicubic upscaling alone. A model
-    built by :mod:`srlib.models` knows whether it wants Y or RGB and an LR or pre-upsampled
-    input; for other modules pass ``upsampled`` and ``channels``.
+    ``model`` may be ``None`` or ``"bicubic"`` to measure bicubic upscaling alone (on the Y
+    channel unless ``channels="rgb"``: the same figures as the bicubic column of a Y model's
+    table). A model built by :mod:`srlib.models` knows whether it wants Y or RGB and an LR or
+    pre-upsampled input; for other modules pass ``upsampled`` and ``channels``.
+
+    Grayscale images are their own Y channel, as in the papers' MATLAB code; converting them
+    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB.
     """
     bicubic_only = model is None or (isinstance(model, str) and model == "bicubic")
     if isinstance(model, str) and not bicubic_only:
@@ -155,7 +159,7 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
         conv_up, conv_ch = model_convention(model)
         upsampled = conv_up if upsampled is None else upsampled
         channels = conv_ch if channels is None else channels
-    channels = channels or "rgb"
+    channels = channels or "y"  # the protocol measures Y; a grayscale image is its own Y (as in MATLAB)
     if not isinstance(images, dict) or not images:
         raise ValueError("images must be a non-empty dict name -> uint8 image (see srlib.data.load_set).")
     result = EvalResult(label=label or ("bicubic" if bicubic_only else getattr(model, "srlib_name", "model")),

@@ -81,3 +81,14 @@ def test_an_exact_reconstruction_is_inf_per_image_and_left_out_of_the_mean():
     assert result.psnr[0] == float("inf")
     with pytest.warns(UserWarning, match="1 of 2 images are reconstructed exactly"):
         assert result.mean_psnr == 30.0
+
+
+def test_bicubic_alone_measures_a_grayscale_image_as_a_y_model_does():
+    """A gray image is its own Y channel: bicubic's figure must match a Y model's bicubic column."""
+    from srlib.data import sample_images
+    from srlib.models import build
+
+    gray = {"camera": sample_images("val")["camera"][:96, :96]}
+    alone = evaluate(None, gray, 3)
+    beside_a_model = evaluate(build("espcn", 3), gray, 3)
+    assert alone.mean_psnr == pytest.approx(beside_a_model.mean_bicubic_psnr, abs=1e-9)

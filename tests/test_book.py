@@ -165,6 +165,9 @@ def test_virtual_environments_never_reach_the_build(tmp_path):
     """A venv inside the clone (the habit of most Python users) leaves the -W build clean."""
     source = tmp_path / "clone"
     shutil.copytree(ROOT / "book", source / "book", ignore=shutil.ignore_patterns("_build", ".*"))
+    # The notes include the model classes from the library's source.
+    models = Path("srlib") / "models"
+    shutil.copytree(ROOT / models, source / models, ignore=shutil.ignore_patterns("__pycache__"))
     for name in BOOK_CONFIG:
         shutil.copy2(ROOT / name, source / name)
     planted = _plant_environments(source)

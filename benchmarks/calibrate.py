@@ -32,6 +32,7 @@ if importlib.util.find_spec("srlib") is None:  # running from a checkout without
 from srlib.data import PatchDataset, sample_images  # noqa: E402
 from srlib.device import seed_everything  # noqa: E402
 from srlib.evaluate import evaluate  # noqa: E402
+from srlib.files import write_atomically  # noqa: E402
 from srlib.models import build, spec  # noqa: E402
 from srlib.models.fsrcnn import replace_deconvolution  # noqa: E402
 from srlib.train import fit  # noqa: E402
@@ -135,9 +136,8 @@ def main() -> int:
         report[lab] = dict(summary, **extra.get(lab, {}), torch_version=torch.__version__)
         print()
     RESULTS.parent.mkdir(exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(RESULTS)
+    text = json.dumps(report, indent=1) + "\n"
+    write_atomically(RESULTS, lambda tmp: Path(tmp).write_text(text))
     print(f"written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     return 0
 

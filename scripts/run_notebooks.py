@@ -42,13 +42,14 @@ import copy
 import fnmatch
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import nbformat
 import yaml
+
+from srlib.files import write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP_KEY = "srbook"
@@ -215,14 +216,7 @@ def read(path: Path):
 
 
 def write_atomic(nb, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + "-", suffix=".ipynb", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: nbformat.write(nb, tmp))
 
 
 def execute(nb, path: Path, timeout: int, kernel: str):

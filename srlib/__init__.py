@@ -10,8 +10,10 @@ One concern per module, each readable top to bottom:
   forward, self-ensemble), ``tiles`` (large photographs upscaled tile by tile) and ``profile``
   (parameters, MACs, latency);
 * ``device``, ``budget``, ``history``, ``checkpoint``, ``train``: where to run, how much to
-  train, what a run records, saving and resuming, and the training loop ``fit``; with it ``interrupt`` (Ctrl-C between
-  steps) and ``distributed`` (several processes, launched by torchrun);
+  train, what a run records, saving and resuming, and the training loop ``fit``; with it
+  ``interrupt`` (Ctrl-C between steps) and ``distributed`` (several processes, launched by
+  torchrun); ``reference``: the trained models the labs load; ``files``: writes that are never
+  seen half-done;
 * ``evaluate``, ``plots``, ``progress``, ``cli``: the protocol applied to a model, figures
   for the book, progress bars, and ``python -m srlib {models,train,evaluate,upscale,download}``.
 """

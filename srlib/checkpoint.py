@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .device import mps_available
+from .files import write_atomically
 from .history import History
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "check_same_model", "model_identity",
@@ -144,7 +145,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
                     facts: dict | None = None) -> None:
     """Write a checkpoint of ``model`` (and optionally its training state) to ``path``.
 
-    The file is first written to ``path + ".tmp"`` and then renamed over ``path``: a rename
+    The file is first written to a temporary file and then renamed over ``path``: a rename
     is atomic, so a crash or Ctrl-C during saving leaves the previous checkpoint intact
     instead of a half-written file.
     """
@@ -171,17 +172,11 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())  # make sure the bytes are on disk before the rename
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    write_atomically(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None,

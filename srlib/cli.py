@@ -293,14 +293,9 @@ def _save_png(image, target: Path) -> None:
     """Write under a temporary name in the same folder, then rename: never a half-written PNG."""
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from .files import write_atomically
+
+    write_atomically(target, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
 
 
 def cmd_upscale(args) -> int:

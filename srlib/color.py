@@ -26,12 +26,25 @@ _YCBCR_FROM_RGB = torch.tensor(
 _YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64)
 
 
+# How far outside [0, 1] float rounding may push a value (colour conversions, resizing) before
+# it is taken for a mistake.
+RANGE_TOLERANCE = 1e-6
+
+
 def check_unit_range(img: torch.Tensor, what: str = "HR") -> None:
-    """Refuse images that are not on the [0, 1] scale every function of srlib expects."""
+    """Refuse images that are not on the [0, 1] scale every function of srlib expects: NaN and
+    infinities (a diverged network), the 0..255 scale, and values outside [0, 1] by more than
+    float rounding."""
+    if not torch.isfinite(img).all():
+        raise ValueError(f"{what} contains NaN or infinite values; PSNR and SSIM are undefined "
+                         "(a diverged network gives NaN: check the model's output).")
     low, high = img.min().item(), img.max().item()
-    if low < 0 or high > 1:
-        raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}], outside [0, 1]; "
-                         "images on the 0..255 scale must be divided by 255 first.")
+    if high > 2:  # far beyond rounding: the 8-bit scale
+        raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}]: images on the 0..255 scale must be "
+                         "divided by 255 first (expected [0, 1]).")
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}], outside [0, 1]; clamp network output "
+                         "with srlib.color.quantize (as sr_metrics does) before measuring it.")
 
 
 def quantize(img: torch.Tensor) -> torch.Tensor:

@@ -62,26 +62,6 @@ def _check_pair(sr: torch.Tensor, hr: torch.Tensor) -> None:
         raise ValueError(f"the images are empty: shape {tuple(sr.shape)}.")
 
 
-# How far outside [0, 1] float rounding may push a value (colour conversions, resizing) before
-# it is taken for a mistake.
-RANGE_TOLERANCE = 1e-6
-
-
-def _check_unit_values(sr: torch.Tensor, hr: torch.Tensor) -> None:
-    """Refuse NaN, infinities and values outside [0, 1]: each would give a meaningless figure."""
-    for what, img in (("SR", sr), ("HR", hr)):
-        if not torch.isfinite(img).all():
-            raise ValueError(f"{what} contains NaN or infinite values; PSNR and SSIM are undefined "
-                             "(a diverged network gives NaN: check the model's output).")
-        low, high = img.min().item(), img.max().item()
-        if high > 2:  # far beyond rounding: the 8-bit scale
-            raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}]: images on the 0..255 scale must be "
-                             "divided by 255 first (expected [0, 1]).")
-        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-            raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}], outside [0, 1]; clamp network output "
-                             "with srlib.color.quantize (as sr_metrics does) before measuring it.")
-
-
 def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
     """Per-image PSNR in dB of ``(N, C, H, W)`` images in [0, 1]; returns shape ``(N,)``.
 
@@ -89,7 +69,8 @@ def psnr(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tensor:
     out or say so. NaN, infinite or out-of-range values (e.g. 0..255) are a ``ValueError``.
     """
     _check_pair(sr, hr)
-    _check_unit_values(sr, hr)
+    check_unit_range(sr, "SR")
+    check_unit_range(hr, "HR")
     diff = crop_border(sr.double() - hr.double(), border) * 255
     mse = diff.pow(2).mean(dim=(1, 2, 3))
     return 10 * torch.log10(255.0**2 / mse)
@@ -120,7 +101,8 @@ def ssim_map(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> torch.Tenso
     out-of-range values (e.g. 0..255) are a ``ValueError``.
     """
     _check_pair(sr, hr)
-    _check_unit_values(sr, hr)
+    check_unit_range(sr, "SR")
+    check_unit_range(hr, "HR")
     x = crop_border(sr.double(), border) * 255
     y = crop_border(hr.double(), border) * 255
     n, c, h, w = x.shape

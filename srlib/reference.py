@@ -27,10 +27,13 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "reference_names", "reference_info", "load_reference",
-           "train_reference", "measure_reference", "recorded_result", "remeasure", "is_reference"]
+from .files import write_atomically
+
+__all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
+           "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure", "is_reference"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+RECORD_TOLERANCE_DB = 0.01  # how far a re-measured PSNR may move from the recorded one
 TRAINING_SETS = ("T91", "BSD200")
 
 
@@ -148,17 +151,28 @@ def measure_reference(model: torch.nn.Module, root=None) -> dict:
     return measured
 
 
-def recorded_result(name: str, set_name: str = "Set5", label: str | None = None):
+def recorded_result(name: str, set_name: str = "Set5", label: str | None = None, root=None):
     """The figures recorded for reference model ``name`` on ``set_name``, as an :class:`EvalResult`.
 
     Set5 is not bundled with srlib: a reader without it still sees the table that was measured
-    when the model was saved (and the tests re-measure it wherever Set5 is present)."""
-    from .evaluate import EvalResult
+    when the model was saved. Where the data root holds the set, the model is measured again
+    first, and a mean PSNR that moved by :data:`RECORD_TOLERANCE_DB` or more is an error: the
+    printed table is then always one that holds on this machine."""
+    from .data import load_set
+    from .datasets import data_root
+    from .evaluate import EvalResult, evaluate
 
     info = reference_info(name)
     if set_name not in info["measured"]:
         raise ValueError(f"no figures recorded for {name} on {set_name}; recorded: {', '.join(info['measured'])}")
-    rows = info["measured"][set_name]["per_image"]
+    recorded = info["measured"][set_name]
+    if set_name != "embedded" and (data_root(root) / set_name).is_dir():
+        now = evaluate(load_reference(name), load_set(set_name, root), info["scale"]).mean_psnr
+        if abs(now - recorded["psnr"]) >= RECORD_TOLERANCE_DB:
+            raise ValueError(f"{name} measures {now:.4f} dB on {set_name}, but {recorded['psnr']:.4f} dB was recorded "
+                             "with its weights: the evaluation, the data or the model code changed; find out why, or "
+                             f"record the new figures with python scripts/train_reference.py {name} --remeasure")
+    rows = recorded["per_image"]
     return EvalResult(label=label or name, scale=info["scale"], names=list(rows),
                       psnr=[r["psnr"] for r in rows.values()], ssim=[r["ssim"] for r in rows.values()],
                       bicubic_psnr=[r["bicubic_psnr"] for r in rows.values()],
@@ -172,7 +186,7 @@ def remeasure(name: str, root=None) -> dict:
     _, info_path = _paths(name)
     info = reference_info(name)
     info["measured"] = measure_reference(load_reference(name), root)
-    _atomic_write(info_path, lambda tmp: tmp.write_text(json.dumps(info, indent=1) + "\n"))
+    _write_json(info_path, info)
     return info
 
 
@@ -188,14 +202,9 @@ def _commit() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _write_json(path: Path, info: dict) -> None:
+    text = json.dumps(info, indent=1) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "checkpoints/reference",
@@ -238,7 +247,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
-    _atomic_write(weights, lambda tmp: save_file(state, str(tmp), metadata={"model": recipe.model}))
+    write_atomically(weights, lambda tmp: save_file(state, tmp, metadata={"model": recipe.model}))
     info = dict(
         name=name, model=recipe.model, paper=model_spec.paper_name, config=model.srlib_config,
         scale=recipe.scale, recipe=asdict(recipe), schedule=recipe.schedule,
@@ -250,7 +259,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
         validation=[[step, round(psnr, 4)] for step, psnr in history.val],
         measured=measure_reference(model, root),
     )
-    _atomic_write(out / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(info, indent=1) + "\n"))
+    _write_json(out / f"{name}.json", info)
     return info
 
 

@@ -12,14 +12,16 @@ from srlib.datasets import data_root
 from srlib.models import count_parameters
 from srlib.reference import (
     RECIPES,
+    RECORD_TOLERANCE_DB,
     WEIGHTS_DIR,
     load_reference,
     measure_reference,
+    recorded_result,
     reference_info,
     reference_names,
 )
 
-TOLERANCE_DB = 0.01
+TOLERANCE_DB = RECORD_TOLERANCE_DB
 MAX_BYTES = 4 * 2**20
 
 
@@ -133,3 +135,19 @@ def test_the_command_line_takes_reference_models_by_name(capsys, tmp_path, monke
     assert "reference models: srcnn-x3" in capsys.readouterr().err
     assert main(["upscale", "espcn-x3", "photo.png"]) == 0  # one line from a photo to its enlargement
     assert Image.open(tmp_path / "upscaled" / "photo_x3.png").size == (60, 48)
+
+
+def test_recorded_figures_are_checked_where_the_set_is_present(tmp_path):
+    """A lab prints recorded Set5 figures; where Set5 is present they are measured again first."""
+    if not (data_root() / "Set5").is_dir():
+        pytest.skip("Set5 is not under the data root")
+    assert recorded_result("espcn-x3", "Set5").mean_psnr == pytest.approx(
+        reference_info("espcn-x3")["measured"]["Set5"]["psnr"])
+    wrong = tmp_path / "Set5"  # the same names, other pictures: the record no longer holds
+    wrong.mkdir()
+    for image in (data_root() / "Set5").iterdir():
+        shutil.copy(image, wrong / image.name)
+    first = sorted(wrong.iterdir())[0]
+    shutil.copy(sorted(wrong.iterdir())[1], first)
+    with pytest.raises(ValueError, match="was recorded with its weights"):
+        recorded_result("espcn-x3", "Set5", root=tmp_path)

@@ -62,11 +62,13 @@ def layer_calls(
         name: torch.empty_like(tensor, device="meta")
         for name, tensor in chain(model.named_parameters(), model.named_buffers())
     }
+    # Probe in the model's own precision: a float64 or half model refuses a float32 input.
+    dtype = next((t.dtype for t in meta_state.values() if t.is_floating_point()), torch.get_default_dtype())
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            output = functional_call(model, meta_state, (torch.empty(input_shape, device="meta"),))
+            output = functional_call(model, meta_state, (torch.empty(input_shape, device="meta", dtype=dtype),))
     finally:
         for handle in handles:
             handle.remove()

@@ -122,7 +122,7 @@ def test_a_few_adam_steps_lower_the_loss_on_a_fixed_batch(name):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     with torch.no_grad():
         before = s.loss(model, net_input, hr).item()
-    for _ in range(5):
+    for _ in range(10):  # Adam's first steps have full size whatever the loss scale; a few can overshoot
         optimizer.zero_grad()
         s.loss(model, net_input, hr).backward()
         optimizer.step()
@@ -146,11 +146,39 @@ def test_drcn_alpha_schedule_decays_and_can_be_overridden():
     # alpha=0: only the final ensemble is supervised; alpha=1: only the recursions.
     intermediate, final = model.forward_all(x)
     y = torch.zeros_like(x)
+    # Both terms sum the squared error over each patch (the paper's ||.||^2) and average over the batch.
+    per_patch = x[0].numel()
     loss_final = spec("drcn").loss(model, x, y, alpha=0.0)
-    assert torch.allclose(loss_final, nn.functional.mse_loss(final, y) / 2)
+    assert torch.allclose(loss_final, nn.functional.mse_loss(final, y) / 2 * per_patch)
     loss_rec = spec("drcn").loss(model, x, y, alpha=1.0)
-    expected = sum(nn.functional.mse_loss(p, y) for p in intermediate) / (2 * len(intermediate))
+    expected = sum(nn.functional.mse_loss(p, y) for p in intermediate) / (2 * len(intermediate)) * per_patch
     assert torch.allclose(loss_rec, expected)
+
+
+@pytest.mark.parametrize("name", ["vdsr", "drrn"])
+def test_caffe_losses_sum_over_each_patch(name):
+    """VDSR and DRRN were trained with Caffe's Euclidean loss: 1/(2N) sum ||y - y_hat||^2, not a pixel mean."""
+    torch.manual_seed(0)
+    model = build(name, 2, size="quick").eval()
+    x = make_input(name, 2, lr_size=6, batch=2)
+    y = torch.zeros_like(x)
+    expected = 0.5 * ((model(x) - y) ** 2).sum() / 2  # over all pixels, divided by the batch of 2
+    assert torch.allclose(spec(name).loss(model, x, y), expected)
+    # The pixel mean is smaller by half the patch area: 12x12 pixels here, 41x41 in the papers.
+    mean = nn.functional.mse_loss(model(x), y)
+    assert spec(name).loss(model, x, y).item() == pytest.approx(mean.item() * x[0].numel() / 2, rel=1e-5)
+
+
+def test_drcn_recursion_starts_as_identity_and_keeps_the_hidden_norm():
+    model = build("drcn", 3, size="quick").eval()
+    hidden = model.embedding(torch.rand(1, 1, 20, 20))
+    with torch.no_grad():
+        after = model.recursive_relu(model.recursive_conv(hidden))
+    assert torch.equal(after, hidden)
+    he = build("drcn", 3, size="quick", recursive_init="he")
+    assert not torch.equal(he.recursive_conv.weight, model.recursive_conv.weight)
+    with pytest.raises(ValueError, match="identity"):
+        build("drcn", 3, recursive_init="zeros")
 
 
 # --- published parameter counts -------------------------------------------------------------
@@ -402,3 +430,13 @@ def test_profile_reports_params_macs_and_latency():
     assert result.output_shape == (1, 1, 48, 48)
     assert result.latency_ms is not None and result.latency_ms > 0
     assert profile(model, (1, 1, 16, 16), measure_latency=False).latency_ms is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_receptive_radius_and_chop_forward_in_other_precisions(dtype):
+    """The meta-device probe runs in the model's own precision, so tiling a float64 or half model works."""
+    model = build("vdsr", 3, size="quick").to(dtype).eval()
+    assert receptive_radius(model) == 8  # one pixel per 3x3 layer
+    x = torch.rand(1, 1, 30, 30, dtype=dtype)
+    with torch.no_grad():
+        assert chop_forward(model, x, tile=16, overlap=None).shape == x.shape

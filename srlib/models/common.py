@@ -13,7 +13,9 @@ live here once:
 * :class:`ChannelAttention` and :class:`RCAB` -- squeeze-and-excitation style channel
   attention inside a residual block (Zhang et al., RCAN, ECCV 2018, Sec. 3.3-3.4), used
   by DRN;
-* :func:`charbonnier` -- the robust L1 penalty of LapSRN.
+* :func:`charbonnier` -- the robust L1 penalty of LapSRN;
+* :func:`euclidean_loss` -- half the squared error summed over each patch, the loss of the
+  Caffe and MatConvNet code of VDSR, DRCN and DRRN.
 
 Everything works on float tensors of shape ``(N, C, H, W)`` with values in ``[0, 1]``.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "ChannelAttention",
     "RCAB",
     "charbonnier",
+    "euclidean_loss",
     "copy_matching_weights",
     "DIV2K_RGB_MEAN",
 ]
@@ -148,6 +151,18 @@ class RCAB(nn.Module):
 def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Mean Charbonnier penalty ``sqrt((x - y)^2 + eps^2)``: a differentiable L1."""
     return torch.sqrt((prediction - target) ** 2 + eps * eps).mean()
+
+
+def euclidean_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1/(2N) sum_i ||prediction_i - target_i||^2``: summed over the pixels of each patch, averaged over the batch.
+
+    This is Caffe's ``EuclideanLoss`` and the loss VDSR, DRCN and DRRN were trained with. It
+    differs from :func:`torch.nn.functional.mse_loss` (a mean over pixels) by a factor of
+    ``2 / (C * H * W)``: with 41x41 patches the gradients are 840 times larger. Adam does not
+    notice (it divides by the gradients' own size), but the papers' SGD at a rate of 0.1 with
+    gradient clipping only behaves as published at this scale.
+    """
+    return 0.5 * (prediction - target).pow(2).sum() / prediction.shape[0]
 
 
 @torch.no_grad()

@@ -30,19 +30,28 @@ max(0, 1 - step / alpha_decay_steps)`` where ``step`` counts training-mode loss 
 (stored in the model's state, so it survives checkpoints). Set ``model.alpha`` to a
 number, or pass ``alpha=`` to :func:`loss`, to override the schedule.
 
+Both squared errors are summed over the pixels of each patch and averaged over the batch
+(the ``||.||^2`` of the paper and its MatConvNet code; :func:`~srlib.models.common.euclidean_loss`).
+
+Initialisation (Sec. 4.1): the recursive convolution starts as the identity, all weights
+zero except the centre tap that connects a channel to itself, and zero biases. Since the
+hidden state is non-negative after the embedding's ReLU, the untrained recursion then
+passes it on unchanged, and its norm neither grows nor shrinks over 16 recursions. He
+initialisation there (``recursive_init="he"``) shrinks it: ``H_d`` loses a part of its
+norm at every recursion. The other layers use He initialisation.
+
 With 256 filters DRCN has 1,775,105 convolution parameters (the paper's 1.77M) plus the
 16 ensemble weights. Notes: there is no ReLU on the reconstructed residual (a ReLU there
 could not produce the negative corrections the skip connection needs); the ensemble
-weights start at ``1/D``; weights use He initialisation.
+weights start at ``1/D``.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import ModelSpec, SRModel
-from .common import conv
+from .common import conv, euclidean_loss
 
 
 def loss(model: DRCN, net_input: torch.Tensor, hr: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
@@ -56,8 +65,8 @@ def loss(model: DRCN, net_input: torch.Tensor, hr: torch.Tensor, alpha: float | 
         if model.training and torch.is_grad_enabled():
             model.supervision_step += 1
     predictions, final = model.forward_all(net_input)
-    intermediate = sum(F.mse_loss(y_d, hr) for y_d in predictions) / (2 * len(predictions))
-    final_term = F.mse_loss(final, hr) / 2
+    intermediate = sum(euclidean_loss(y_d, hr) for y_d in predictions) / len(predictions)
+    final_term = euclidean_loss(final, hr)
     return alpha * intermediate + (1 - alpha) * final_term
 
 
@@ -76,10 +85,12 @@ SPEC = ModelSpec(
         # 16 filters, 8 recursions: ~7K parameters. DRCN's cost is in the recursions (every
         # one also runs the reconstruction net), so the width has to go down a lot for a CPU.
         "quick": {"n_feats": 16, "recursions": 8, "alpha_decay_steps": 100},
+        "narrow": {"n_feats": 32, "recursions": 16, "alpha_decay_steps": 1_000},
     },
     size_notes={
         "paper": "256 filters, 16 recursions",
         "quick": "16 filters, 8 recursions (~7K parameters); alpha reaches 0 after 100 steps",
+        "narrow": "32 filters, the paper's 16 recursions (28,369 parameters; the reference model's size)",
     },
     paper_params={"paper": 1_770_000},
     loss=loss,
@@ -91,9 +102,12 @@ SPEC = ModelSpec(
 class DRCN(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000):
+    def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000,
+                 recursive_init: str = "identity"):
         if recursions < 1:
             raise ValueError(f"DRCN needs at least one recursion, got {recursions}")
+        if recursive_init not in ("identity", "he"):
+            raise ValueError(f"recursive_init must be 'identity' (the paper's) or 'he', got {recursive_init!r}")
         super().__init__(scale)  # bookkeeping only: the image size does not change
         channels = self.in_channels
         self.recursions = recursions
@@ -117,6 +131,11 @@ class DRCN(SRModel):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
+        if recursive_init == "identity":
+            with torch.no_grad():
+                self.recursive_conv.weight.zero_()
+                centre = self.recursive_conv.kernel_size[0] // 2
+                self.recursive_conv.weight[range(n_feats), range(n_feats), centre, centre] = 1.0
 
     def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble."""

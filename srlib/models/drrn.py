@@ -16,7 +16,9 @@ weight sharing (Sec. 3):
   input is added back (global residual learning).
 
 Depth ``d = (1 + 2U) B + 1``; DRRN_B1U9 has 20 layers and DRRN_B1U25 52, both with 297K
-parameters because the units share weights. The loss is the mean squared error.
+parameters because the units share weights. The loss is Caffe's Euclidean loss, half the
+squared error summed over each patch and averaged over the batch
+(:func:`~srlib.models.common.euclidean_loss`).
 
 Following the authors' released Caffe model, the batch normalisation layers are *not*
 shared: each unit has its own BN statistics and scale/shift (the features differ from
@@ -34,16 +36,15 @@ beat bicubic after 25 steps; the MSRA start was still 3 dB below bicubic after 4
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import ModelSpec, SRModel
-from .common import conv
+from .common import conv, euclidean_loss
 
 
 def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Mean squared error."""
-    return F.mse_loss(model(net_input), hr)
+    """Half the squared error, summed over each patch and averaged over the batch."""
+    return euclidean_loss(model(net_input), hr)
 
 
 SPEC = ModelSpec(
@@ -58,12 +59,14 @@ SPEC = ModelSpec(
         "B1U25": {"blocks": 1, "units": 25, "n_feats": 128},
         "B1U9": {"blocks": 1, "units": 9, "n_feats": 128},
         "quick": {"blocks": 1, "units": 4, "n_feats": 32},  # 10 layers x 32 filters: ~20K parameters
+        "B1U9-narrow": {"blocks": 1, "units": 9, "n_feats": 32},
     },
     size_notes={
         "paper": "DRRN_B1U25: 1 recursive block of 25 units, 128 filters (52 layers)",
         "B1U25": "same as paper",
         "B1U9": "1 recursive block of 9 units, 128 filters (20 layers)",
         "quick": "B1U4 with 32 filters (10 layers, ~20K parameters)",
+        "B1U9-narrow": "B1U9 with 32 filters (20 layers, 20,323 parameters; the reference model's size)",
     },
     paper_params={"paper": 297_000, "B1U25": 297_000, "B1U9": 297_000},  # convolution parameters
     loss=loss,

@@ -65,6 +65,13 @@ RECIPES: dict[str, Recipe] = {
     # FSRCNN and ESPCN work in LR space and cost about a quarter of SRCNN per step.
     "fsrcnn-x3": Recipe("fsrcnn", "paper", 3, steps=45_000, batch_size=32, patch_size=48, lr=2e-3),
     "espcn-x3": Recipe("espcn", "paper", 3, steps=30_000, batch_size=32, patch_size=51, lr=2e-3),
+    # The deep networks run on the bicubic-upsampled image: every layer works on 9 times the
+    # pixels of an LR-space layer. At the papers' widths one step of 16 41x41 patches takes 1.4 s
+    # (VDSR) to 5 s (DRRN B1U9) on one core, so the references keep the papers' depth and
+    # recursions with 32 filters, and train for about 25 minutes on one core each.
+    "vdsr-x3": Recipe("vdsr", "narrow", 3, steps=4_000, batch_size=16, patch_size=41, lr=1e-3),
+    "drrn-x3": Recipe("drrn", "B1U9-narrow", 3, steps=3_500, batch_size=16, patch_size=41, lr=1e-3),
+    "drcn-x3": Recipe("drcn", "narrow", 3, steps=2_000, batch_size=16, patch_size=41, lr=5e-4),
 }
 
 

@@ -262,8 +262,10 @@ class PatchDataset(Dataset):
         upsampled: give the network the bicubic-upscaled LR patch (SRCNN, VDSR, ...)
             instead of the LR patch itself.
         augment: random flips and 90-degree rotations (the 8 symmetries of the square).
-        scales: several scales to mix, one chosen at random per patch (needs
-            ``upsampled=True`` so that every input has the same size).
+        scales: several scales to mix (VDSR, MDSR). With ``upsampled=True`` every patch
+            draws its own scale; with LR input the inputs of different scales differ in size,
+            so a whole batch shares one scale, drawn at random per batch (MDSR's training),
+            and ``patch_size`` must divide by every scale.
         length: nominal number of patches in one pass; patch ``i`` is a pure function of
             ``(seed, i)``, which makes runs repeatable and resumable.
     """
@@ -280,14 +282,15 @@ class PatchDataset(Dataset):
         self.scales = tuple(scales) if scales is not None else (scale,)
         if any(not isinstance(s, int) or s < 1 for s in self.scales):
             raise ValueError(f"scales must be positive integers, got {self.scales}.")
-        if len(self.scales) > 1 and not upsampled:
-            raise ValueError("multi-scale patches need upsampled=True: LR inputs of different scales "
-                             "have different sizes and cannot share a batch.")
         if not upsampled and any(patch_size % s for s in self.scales):
-            raise ValueError(f"patch_size {patch_size} must divide by the scale {self.scales} for LR input.")
+            what = "every scale" if len(self.scales) > 1 else "the scale"
+            raise ValueError(f"patch_size {patch_size} must divide by {what} {self.scales} for LR input.")
         if degradation not in DEGRADATIONS:
             raise ValueError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
         self.patch_size, self.upsampled, self.augment = patch_size, upsampled, augment
+        # With LR input, batch() draws one scale for all the patches it returns: a loader must ask
+        # for one training batch per call (srlib.train does).
+        self.one_scale_per_call = len(self.scales) > 1 and not upsampled
         self.length, self.seed, self.channels = length, seed, channels
 
         # Precompute, per scale and image: HR, and the network input (LR or upscaled LR).
@@ -331,9 +334,11 @@ class PatchDataset(Dataset):
         is a single copy from a view of its image, turned and flipped by striding alone.
         """
         n, p = len(indices), self.patch_size
-        p_in = p if self.upsampled else p // self.scales[0]  # one scale unless upsampled
         u = _uniform(self.seed, indices, 5)  # per patch: scale, image, top, left, symmetry
         scale_index = (u[:, 0] * len(self.scales)).astype(np.int64)
+        if not self.upsampled:  # LR inputs of different scales differ in size: the first patch's scale for all
+            scale_index[:] = scale_index[0]
+        p_in = p if self.upsampled else p // self.scales[scale_index[0]]
         image = np.searchsorted(self._cdf, u[:, 1], side="right")
         positions = self._input_sizes[scale_index, image] - p_in + 1  # (n, 2): where a patch can start
         top, left = (u[:, 2:4] * positions).astype(np.int64).T

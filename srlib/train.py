@@ -345,7 +345,7 @@ def _batches(data: Dataset, batch_size: int, seed: int, start_batch: int, num_wo
 def _cut_ahead(data, order: Iterator[list[int]], batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
     """Batches from the dataset's ``batch(indices)``, about 128 patches per call: each training step
     evicts the cutting code from the caches, so coming back to it less often saves most of its cost."""
-    ahead = max(1, 128 // batch_size)
+    ahead = 1 if getattr(data, "one_scale_per_call", False) else max(1, 128 // batch_size)
     while True:
         tensors = data.batch([i for _ in range(ahead) for i in next(order)])
         yield from zip(*(t.split(batch_size) for t in tensors))

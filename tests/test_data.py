@@ -144,8 +144,8 @@ def test_patch_dataset_bad_input():
         PatchDataset({"small": img}, scale=2, patch_size=48)
     with pytest.raises(ValueError, match="divide by the scale"):
         PatchDataset({"a": img}, scale=3, patch_size=32)
-    with pytest.raises(ValueError, match="upsampled=True"):
-        PatchDataset({"a": img}, scales=(2, 3), patch_size=12)
+    with pytest.raises(ValueError, match="divide by every scale"):
+        PatchDataset({"a": img}, scales=(2, 3), patch_size=10)
     with pytest.raises(ValueError, match="degradation"):
         PatchDataset({"a": img}, scale=2, patch_size=16, degradation="jpeg")
     with pytest.raises(ValueError, match="at least one"):

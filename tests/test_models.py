@@ -8,6 +8,8 @@ from torch import nn
 
 from srlib.inference import chop_forward, output_factor, self_ensemble
 from srlib.models import REGISTRY, build, count_parameters, list_models, rebuild, spec
+from srlib.models.common import charbonnier
+from srlib.models.lapsrn import pyramid_targets
 from srlib.profile import count_macs, profile, receptive_radius
 
 NAMES = list(REGISTRY)
@@ -440,3 +442,19 @@ def test_receptive_radius_and_chop_forward_in_other_precisions(dtype):
     x = torch.rand(1, 1, 30, 30, dtype=dtype)
     with torch.no_grad():
         assert chop_forward(model, x, tile=16, overlap=None).shape == x.shape
+
+
+def test_lapsrn_levels_weigh_in_proportion_to_their_pixels():
+    """As in the authors' release, each level's Charbonnier penalty is summed over its pixels (x2 : x4 = 1 : 4)."""
+    torch.manual_seed(0)
+    model = build("lapsrn", 4, size="quick")
+    lr, hr = torch.rand(2, 1, 6, 6), torch.rand(2, 1, 24, 24)
+    outputs = model.forward_all(lr)
+    targets = pyramid_targets(hr, 2)
+    means = [charbonnier(o, t) for o, t in zip(outputs, targets)]
+    pixels = [o[0].numel() for o in outputs]
+    assert pixels == [144, 576]
+    expected = sum(m * n for m, n in zip(means, pixels))
+    assert spec("lapsrn").loss(model, lr, hr).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="sum_per_patch"):
+        charbonnier(outputs[0], targets[0], reduction="sum")

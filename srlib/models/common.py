@@ -148,9 +148,20 @@ class RCAB(nn.Module):
         return x + self.body(x)
 
 
-def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Mean Charbonnier penalty ``sqrt((x - y)^2 + eps^2)``: a differentiable L1."""
-    return torch.sqrt((prediction - target) ** 2 + eps * eps).mean()
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3,
+                reduction: str = "mean") -> torch.Tensor:
+    """Charbonnier penalty ``sqrt((x - y)^2 + eps^2)``, a differentiable L1.
+
+    ``reduction="mean"`` averages over every value; ``"sum_per_patch"`` sums over the pixels of
+    each patch and averages over the batch (LapSRN's released code), so that a larger image
+    counts in proportion to its pixels.
+    """
+    penalty = torch.sqrt((prediction - target) ** 2 + eps * eps)
+    if reduction == "mean":
+        return penalty.mean()
+    if reduction == "sum_per_patch":
+        return penalty.sum() / prediction.shape[0]
+    raise ValueError(f"reduction must be 'mean' or 'sum_per_patch', got {reduction!r}")
 
 
 def euclidean_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ The baseline model has 16 blocks of 64 filters and no residual scaling; the pape
 has 32 blocks of 256 filters with ``res_scale = 0.1``, which the authors needed to train
 such a wide network stably. Loss: L1 (Sec. 4.2), which they found to converge better
 than L2. The x3 and x4 models are initialised from the trained x2 model
-(:func:`srlib.models.common.copy_matching_weights` copies everything but the upsampler).
+(:func:`srlib.models.common.copy_matching_weights` copies every layer whose shape matches:
+the head, the body and the last convolution, and at x4 also the first of its two x2
+upsampling stages, as the authors' code does; only x3's upsampler starts untrained).
 "EDSR+" is self-ensemble at test time (:func:`srlib.inference.self_ensemble`).
 
 Parameter counts (x2 / x3 / x4): paper model 40.7M / 43.7M / 43.1M, baseline 1.37M /
@@ -52,12 +54,12 @@ SPEC = ModelSpec(
     sizes={
         "paper": {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1},
         "baseline": {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
-        "quick": {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},  # ~0.1M parameters
+        "quick": {"n_resblocks": 4, "n_feats": 32, "res_scale": 1.0},  # 122K / 168K / 159K parameters
     },
     size_notes={
         "paper": "32 residual blocks x 256 filters, residual scaling 0.1",
         "baseline": "16 residual blocks x 64 filters, no residual scaling",
-        "quick": "4 residual blocks x 32 filters (0.12-0.17M parameters)",
+        "quick": "4 residual blocks x 32 filters (121,987 / 168,227 / 158,979 parameters at x2 / x3 / x4)",
     },
     paper_params={
         "paper": {2: 40_700_000, 3: 43_700_000, 4: 43_100_000},

@@ -12,10 +12,13 @@ body between scales and keeps only small scale-specific parts:
   paper) followed by a conv 3x3, with a long skip connection;
 * per-scale pixel-shuffle upsamplers, then a shared conv to RGB.
 
-During training each mini-batch uses a single scale chosen at random and only that
-scale's modules receive gradients. Here the active scale is ``model.scale``; change it
-with :meth:`MDSR.set_scale`. Loss: L1. The paper reports about 8.0M parameters for the
-whole multi-scale model (this implementation: 7.95M).
+During training each mini-batch uses a single scale chosen at random, and only that
+scale's modules (and the shared ones) receive gradients. ``PatchDataset(images, scales=(2, 3,
+4), ...)`` draws such batches, and :func:`loss` reads each batch's scale from its sizes (HR
+side / LR side) and runs the matching head: ``fit`` then trains all three scales with no
+special loop. Outside training, ``model(x)`` uses ``model.scale`` (change it with
+:meth:`MDSR.set_scale`), or ``model(x, scale=4)`` for one call. Loss: L1. The paper reports
+about 8.0M parameters for the whole multi-scale model (this implementation: 7.95M).
 """
 from __future__ import annotations
 
@@ -28,8 +31,12 @@ from .common import MeanShift, ResBlock, Upsampler, conv
 
 
 def loss(model: nn.Module, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """L1 loss at the model's current scale."""
-    return F.l1_loss(model(net_input), hr)
+    """L1 loss at the batch's own scale, ``hr`` side / ``net_input`` side."""
+    scale, remainder = divmod(hr.shape[-1], net_input.shape[-1])
+    if remainder or hr.shape[-2] != scale * net_input.shape[-2]:
+        raise ValueError(f"MDSR: HR {tuple(hr.shape[-2:])} is not an integer multiple of LR "
+                         f"{tuple(net_input.shape[-2:])}")
+    return F.l1_loss(model(net_input, scale=scale), hr)
 
 
 SPEC = ModelSpec(
@@ -44,7 +51,7 @@ SPEC = ModelSpec(
     channels=3,
     sizes={
         "paper": {"n_resblocks": 80, "n_feats": 64},
-        "quick": {"n_resblocks": 4, "n_feats": 32},  # ~0.3M parameters, most in the 5x5 heads
+        "quick": {"n_resblocks": 4, "n_feats": 32},  # 0.59M parameters, most in the 5x5 heads
     },
     size_notes={
         "paper": "80 shared residual blocks x 64 filters, heads and upsamplers for x2, x3, x4",
@@ -87,9 +94,13 @@ class MDSR(SRModel):
         self.srlib_config["scale"] = scale
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: int | None = None) -> torch.Tensor:
+        """Enlarge ``x`` by ``scale`` (default: ``model.scale``) with that scale's head and upsampler."""
         self.check_input(x)
-        key = str(self.scale)
+        scale = self.scale if scale is None else scale
+        if scale not in self.scales:
+            raise ValueError(f"MDSR was built for scales {self.scales}, got {scale}")
+        key = str(scale)
         features = self.pre_process[key](self.head(self.sub_mean(x)))
         features = features + self.body(features)  # long skip connection
         return self.add_mean(self.tail(self.upsample[key](features)))

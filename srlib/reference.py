@@ -71,7 +71,7 @@ RECIPES: dict[str, Recipe] = {
     # recursions with 32 filters, and train for about 25 minutes on one core each.
     "vdsr-x3": Recipe("vdsr", "narrow", 3, steps=4_000, batch_size=16, patch_size=41, lr=1e-3),
     "drrn-x3": Recipe("drrn", "B1U9-narrow", 3, steps=3_500, batch_size=16, patch_size=41, lr=1e-3),
-    "drcn-x3": Recipe("drcn", "narrow", 3, steps=2_000, batch_size=16, patch_size=41, lr=5e-4),
+    "drcn-x3": Recipe("drcn", "narrow", 3, steps=1_600, batch_size=16, patch_size=41, lr=5e-4),
 }
 
 

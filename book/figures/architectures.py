@@ -12,6 +12,9 @@ Figures (file name: what it shows):
 - ``fsrcnn.png``: FSRCNN(d, s, m), feature extraction, shrinking, mapping, expanding, deconvolution
 - ``espcn.png``: ESPCN, two tanh convolutions in LR space, a convolution to r^2 channels, pixel shuffle
 - ``upsampling_positions.png``: where the image is enlarged, pre-upsampling vs post-upsampling
+- ``vdsr.png``: VDSR, 20 convolutions on the interpolated image and the global residual
+- ``drcn.png``: DRCN, embedding, one convolution unfolded D times, reconstruction after every recursion, ensemble
+- ``drrn.png``: DRRN, a recursive block of residual units sharing two convolutions, local and global residuals
 
 Conventions shared by all diagrams: the height of a block is proportional to the spatial
 resolution it works at (tall = high resolution, short = low resolution), its colour gives its
@@ -412,11 +415,177 @@ def draw_upsampling_positions(path: Path) -> None:
     c.save(path)
 
 
+
+def draw_vdsr(path: Path) -> None:
+    items = [
+        image("lr", "LR", "1 × H × W", size=1.2),
+        block("upsampling", "bicubic\n× r", shape="not learned", fixed=True),
+        image("bicubic", "interpolated", "1 × rH × rW"),
+        block("feature", "conv 3×3, 64", ["ReLU", "layer 1"], shape="64 × rH × rW"),
+        block("mapping", "conv 3×3, 64", ["ReLU", "layers 2 … 19"], shape="64 × rH × rW", stack=3),
+        block("reconstruction", "conv 3×3, 1", ["linear", "layer 20"], shape="1 × rH × rW"),
+        block("reconstruction", "+", ["add"], shape="1 × rH × rW", fixed=True, min_w=1.5),
+        image("hr", "SR", "1 × rH × rW"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 10.6)
+    yc = 5.2
+    spans = c.pipeline(items, yc)
+    c.brace(spans[3][0], spans[5][1], yc + HR_H / 2 + 0.75,
+            "20 convolutions, 665,921 parameters, receptive field 41 × 41")
+    # The global residual connection: from the interpolated image over the layers into the sum.
+    top = yc + HR_H / 2 + 1.95
+    x_from = (spans[2][0] + spans[2][1]) / 2
+    x_to = (spans[6][0] + spans[6][1]) / 2
+    c.ax.plot([x_from, x_from, x_to], [yc + 1.2 + 0.05, top, top], color=TEXT, linewidth=1.5, zorder=4)
+    c.ax.add_patch(FancyArrowPatch((x_to, top), (x_to, yc + HR_H / 2 + 0.05), arrowstyle="-|>",
+                                   mutation_scale=15, linewidth=1.5, color=TEXT, zorder=4))
+    c.text((x_from + x_to) / 2, top + 0.15, "global residual: the input is added back, the layers predict only "
+           "the residual R = HR − interpolated", ha="center", va="bottom", color=MUTED, style="italic")
+    c.text(0.3, 1.85, "Counting the layers: the first convolution (1 → 64 maps), 18 middle ones (64 → 64) and the "
+           "last (64 → 1) make 20, each followed by a ReLU except the last.\nEvery 3 × 3 layer widens the "
+           "receptive field by one pixel on each side: L layers see (2L + 1) × (2L + 1) pixels of the input.",
+           va="top", linespacing=1.5)
+    c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.1)
+    c.save(path)
+
+
+def _drcn_box(c: Canvas, x: float, yc: float, w: float, h: float, role: str, title: str, lines=(), dashed=False):
+    """A block drawn at an explicit place (the unfolded rows do not follow a left-to-right pipeline)."""
+    fill, edge, _ = ROLES[role]
+    c.ax.add_patch(FancyBboxPatch((x, yc - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.15", facecolor=fill,
+                                  edgecolor=edge, linewidth=1.6, zorder=2,
+                                  linestyle=(0, (4, 2.5)) if dashed else "solid"))
+    rows = [(t, True) for t in title.split("\n")] + [(t, False) for t in lines]
+    top = yc + LINE * (len(rows) - 1) / 2
+    for i, (t, bold) in enumerate(rows):
+        c.text(x + w / 2, top - i * LINE, t, size=FS_TITLE if bold else FS_DETAIL, color=TEXT if bold else MUTED,
+               fontweight="bold" if bold else "normal", ha="center", va="center", zorder=3)
+
+
+def _drcn_arrow(c: Canvas, start, end, style="-|>", color=TEXT, dashed=False, rad=0.0):
+    c.ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=15, linewidth=1.5, color=color,
+                                   zorder=4, linestyle=(0, (4, 2.5)) if dashed else "solid",
+                                   connectionstyle=f"arc3,rad={rad}", shrinkA=2, shrinkB=2))
+
+
+def draw_drcn(path: Path) -> None:
+    items = [
+        image("lr", "LR", "1 × H × W", size=1.2),
+        block("upsampling", "bicubic\n× r", shape="not learned", fixed=True),
+        image("bicubic", "x", "1 × rH × rW"),
+        block("feature", "embedding f₁", ["2 × (conv 3×3, n, ReLU)"], shape="H₀: n × rH × rW"),
+        block("mapping", "inference f₂", ["conv 3×3, n, ReLU", "one layer, D times"], shape="H_d, d = 1..D",
+              stack=2),
+        block("reconstruction", "reconstruction f₃", ["conv 3×3, n, ReLU", "conv 3×3, 1; + x"],
+              shape="y_d, after every d", stack=2),
+        block("reconstruction", "ensemble", ["y = Σ w_d y_d", "D learned weights"], shape="1 × rH × rW"),
+        image("hr", "SR", "1 × rH × rW"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 19.0)
+    yc = 15.2
+    spans = c.pipeline(items, yc)
+    c.brace(spans[3][0], spans[6][1], yc + HR_H / 2 + 0.45,
+            "DRCN (D = 16, n = 256): 1.77M parameters, receptive field 41 × 41; every layer at high resolution")
+
+    # The recursion unfolded: H_0 -> H_1 -> ... -> H_D, each H_d reconstructed by the same f3.
+    c.rule(12.0)
+    c.text(0.3, 11.35, "Unfolded: the same convolution W, b at every step; the same f₃ after every step",
+           size=FS_TITLE, color=TEXT, fontweight="bold", va="center")
+    labels = ["H₀", "H₁", "H₂", "H₃", "…", "H_D"]
+    hw, hh = 2.4, 1.4
+    total_w, total_x = 2.2, width - 0.3 - 2.2  # the sum, at the right end of the row of predictions
+    last = total_x - 1.6 - hw
+    cols = [1.0 + i * (last - 1.0) / (len(labels) - 1) for i in range(len(labels))]
+    hy, ry, yy = 9.6, 6.6, 4.0  # rows: hidden states, reconstructions, predictions
+    for i, (x, lab) in enumerate(zip(cols, labels)):
+        if lab == "…":
+            c.text(x + hw / 2, hy, "…", size=FS_TITLE + 4, color=TEXT, ha="center", va="center")
+            continue
+        _drcn_box(c, x, hy, hw, hh, "mapping" if i else "feature", lab)
+        if i:
+            _drcn_box(c, x, ry, hw, 1.6, "reconstruction", "f₃ + x")
+            _drcn_arrow(c, (x + hw / 2, hy - hh / 2), (x + hw / 2, ry + 0.8))
+            _drcn_arrow(c, (x + hw / 2, ry - 0.8), (x + hw / 2, yy + 0.45))
+            name = "y_D" if lab == "H_D" else f"y{'₁₂₃'[i - 1]}"
+            weight = "w_D" if lab == "H_D" else f"w{'₁₂₃'[i - 1]}"
+            c.text(x + hw / 2, yy, f"{name}  ×  {weight}", size=FS_TITLE, color=TEXT, ha="center", va="center")
+    for i in range(len(cols) - 1):
+        x0, x1 = cols[i] + hw, cols[i + 1]
+        if labels[i + 1] == "…" or labels[i] == "…":
+            x0 = cols[i] + (hw if labels[i] != "…" else hw / 2 + 0.5)
+            x1 = cols[i + 1] + (0 if labels[i + 1] != "…" else hw / 2 - 0.5)
+        c.arrow(x0, x1, hy)
+        if labels[i + 1] != "…":
+            c.text((x0 + x1) / 2, hy + 0.35, "W, b", ha="center", va="bottom")
+    # All weighted predictions add up to the output.
+    _drcn_box(c, total_x, yy, total_w, 1.2, "reconstruction", "Σ = y")
+    bus = yy - 1.0
+    for i, lab in enumerate(labels[1:], start=1):
+        if lab != "…":
+            c.ax.plot([cols[i] + hw / 2] * 2, [yy - 0.4, bus], color=TEXT, linewidth=1.3)
+    c.ax.plot([cols[1] + hw / 2, total_x + total_w / 2], [bus, bus], color=TEXT, linewidth=1.3)
+    _drcn_arrow(c, (total_x + total_w / 2, bus), (total_x + total_w / 2, yy - 0.6))
+    note = ("Recursive supervision: every y_d is compared with the target (weight α, high at first),\n"
+            "and so is the ensemble y (weight 1 − α). Skip connection: f₃ predicts a correction, x is added.")
+    c.text(0.3, 2.2, note, va="top", linespacing=1.5)
+    c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.15)
+    c.save(path)
+
+
+def _drrn_skip(c: Canvas, x0: float, x1: float, y_from: float, y_to: float, top: float, label: str) -> None:
+    """A skip connection drawn over the pipeline: up from x0, across at ``top``, down into x1."""
+    c.ax.plot([x0, x0, x1], [y_from, top, top], color=TEXT, linewidth=1.4, zorder=4)
+    c.ax.annotate("", xy=(x1, y_to), xytext=(x1, top), zorder=4,
+                  arrowprops=dict(arrowstyle="-|>", color=TEXT, linewidth=1.4, mutation_scale=15))
+    c.text((x0 + x1) / 2, top + 0.12, label, ha="center", va="bottom", style="italic")
+
+
+def draw_drrn(path: Path) -> None:
+    items = [
+        image("bicubic", "interpolated", "1 × rH × rW"),
+        block("feature", "BN-ReLU-\nconv 3×3, n", ["H₀ = f_in(x)"], shape="n × rH × rW"),
+        block("mapping", "BN-ReLU-conv 3×3, n", ["BN-ReLU-conv 3×3, n", "+ H₀", "unit u = 1 … U"],
+              shape="n × rH × rW", stack=2),
+        block("reconstruction", "BN-ReLU-\nconv 3×3, 1", ["residual image"], shape="1 × rH × rW"),
+        block("reconstruction", "+", ["input added"], shape="1 × rH × rW", fixed=True),
+        image("hr", "SR", "1 × rH × rW"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 12.2)
+    yc = 6.4
+    spans = c.pipeline(items, yc)
+    top = yc + HR_H / 2
+    # Multi-path local residual: H_0 goes into the addition of every unit.
+    mid0 = (spans[1][0] + spans[1][1]) / 2
+    mid2 = (spans[2][0] + spans[2][1]) / 2
+    _drrn_skip(c, mid0, mid2, top, top + 0.05, top + 0.9, "H₀ into every unit (local)")
+    # Global residual: the interpolated input is added to the last convolution's output.
+    mid_in = (spans[0][0] + spans[0][1]) / 2
+    mid_add = (spans[4][0] + spans[4][1]) / 2
+    _drrn_skip(c, mid_in, mid_add, yc + 1.2 + 0.05, top + 0.05, top + 2.3, "global residual: input added to the output")
+    y_under = yc - HR_H / 2 - 1.0  # a bracket under the recursive block, ticks pointing up
+    c.ax.plot([spans[1][0], spans[1][0], spans[2][1], spans[2][1]], [y_under + 0.15, y_under, y_under, y_under + 0.15],
+              color=MUTED, linewidth=1.1)
+    c.text((spans[1][0] + spans[2][1]) / 2, y_under - 0.15,
+           "one recursive block; the two convolutions are shared by all U units; B blocks stacked",
+           ha="center", va="top", style="italic", color=MUTED)
+    c.text(0.3, 2.3, "Unit u computes Hᵤ = G(Hᵤ₋₁) + H₀ (multi-path); ResNet's chain would add Hᵤ₋₁ instead of H₀.\n"
+           "Depth L = (1 + 2U)·B + 1: B1U9 has 20 layers, B1U25 52, both 297K parameters at n = 128 "
+           "(the recursions share weights, not computation).", va="top", linespacing=1.5)
+    c.legend(["feature", "mapping", "reconstruction"], 0.3)
+    c.save(path)
+
+
 FIGURES = {
     "srcnn": draw_srcnn,
     "fsrcnn": draw_fsrcnn,
     "espcn": draw_espcn,
     "upsampling_positions": draw_upsampling_positions,
+    "vdsr": draw_vdsr,
+    "drcn": draw_drcn,
+    "drrn": draw_drrn,
 }
 
 

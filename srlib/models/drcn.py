@@ -44,8 +44,18 @@ With 256 filters DRCN has 1,775,105 convolution parameters (the paper's 1.77M) p
 16 ensemble weights. Notes: there is no ReLU on the reconstructed residual (a ReLU there
 could not produce the negative corrections the skip connection needs); the ensemble
 weights start at ``1/D``.
+
+Ablations (the paper's basic model of Sec. 3.1 and the two parts it adds): with
+``recursive_supervision=False`` the reconstruction net runs once, after the last recursion,
+and its prediction is the output (no ensemble weights; the loss is the final term alone);
+with ``skip=False`` every prediction is ``f3(H_d)``, without the input added.
+:meth:`DRCN.prediction` makes the model return one recursion's prediction ``y_d`` instead of
+the ensemble, to measure it like any model.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -103,7 +113,7 @@ class DRCN(SRModel):
     spec = SPEC
 
     def __init__(self, scale: int = 3, n_feats: int = 256, recursions: int = 16, alpha_decay_steps: int = 10_000,
-                 recursive_init: str = "identity"):
+                 recursive_init: str = "identity", recursive_supervision: bool = True, skip: bool = True):
         if recursions < 1:
             raise ValueError(f"DRCN needs at least one recursion, got {recursions}")
         if recursive_init not in ("identity", "he"):
@@ -111,6 +121,8 @@ class DRCN(SRModel):
         super().__init__(scale)  # bookkeeping only: the image size does not change
         channels = self.in_channels
         self.recursions = recursions
+        self.recursive_supervision, self.skip = recursive_supervision, skip
+        self.read_out: int | None = None  # None: the output is the ensemble (see prediction())
         self.alpha_decay_steps = alpha_decay_steps
         self.alpha: float | None = None  # None: follow the linear decay schedule
         self.embedding = nn.Sequential(  # embedding net f1
@@ -124,7 +136,8 @@ class DRCN(SRModel):
             conv(n_feats, n_feats, 3), nn.ReLU(inplace=True),
             conv(n_feats, channels, 3),
         )
-        self.ensemble_weights = nn.Parameter(torch.full((recursions,), 1.0 / recursions))
+        if recursive_supervision:
+            self.ensemble_weights = nn.Parameter(torch.full((recursions,), 1.0 / recursions))
         # How many training steps the loss has seen; drives the alpha schedule.
         self.register_buffer("supervision_step", torch.zeros((), dtype=torch.long))
         for module in self.modules():
@@ -137,19 +150,47 @@ class DRCN(SRModel):
                 centre = self.recursive_conv.kernel_size[0] // 2
                 self.recursive_conv.weight[range(n_feats), range(n_feats), centre, centre] = 1.0
 
+    def _predict(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """One prediction ``y_d`` from the hidden state ``H_d``: the shared reconstruction net f3."""
+        residual = self.reconstruction(hidden)
+        return x + residual if self.skip else residual  # skip connection
+
     def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble."""
+        """Return ``([y_1, ..., y_D], y)``: every recursion's prediction and the ensemble.
+
+        Without recursive supervision: ``([y_D], y_D)``, the basic model's single prediction."""
         self.check_input(x)
         hidden = self.embedding(x)
         predictions = []
-        for _ in range(self.recursions):
-            hidden = self.recursive_relu(self.recursive_conv(hidden))
-            predictions.append(x + self.reconstruction(hidden))  # skip connection
+        for d in range(1, self.recursions + 1):
+            hidden = self.recursive_relu(self.recursive_conv(hidden))  # the same weights every time
+            if self.recursive_supervision or d == self.recursions:
+                predictions.append(self._predict(x, hidden))
+        if not self.recursive_supervision:
+            return predictions, predictions[-1]
         final = sum(w * y for w, y in zip(self.ensemble_weights, predictions))
         return predictions, final
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_all(x)[1]
+        if self.read_out is None:
+            return self.forward_all(x)[1]
+        self.check_input(x)  # y_d alone: stop after recursion d
+        hidden = self.embedding(x)
+        for _ in range(self.read_out):
+            hidden = self.recursive_relu(self.recursive_conv(hidden))
+        return self._predict(x, hidden)
+
+    @contextmanager
+    def prediction(self, d: int) -> Iterator[DRCN]:
+        """Inside ``with model.prediction(d):`` the model outputs ``y_d``, recursion ``d``'s prediction (1..D)."""
+        if not 1 <= d <= self.recursions or (not self.recursive_supervision and d != self.recursions):
+            first = 1 if self.recursive_supervision else self.recursions
+            raise ValueError(f"this DRCN predicts after recursions {first}..{self.recursions}, not {d}")
+        self.read_out = d
+        try:
+            yield self
+        finally:
+            self.read_out = None
 
     def current_alpha(self) -> float:
         """The alpha the loss will use now (see the module docstring)."""

@@ -26,6 +26,11 @@ recursion to recursion), and the very first convolution is also pre-activated (B
 the input). The 297K of the paper counts convolution parameters; the per-unit BN adds
 2 x 128 scale/shift values per BN layer (about 4.9K for B1U9, 13K for B1U25).
 
+``local_residual`` selects the local skip for the review's ablation: ``"multi-path"`` (the
+paper's ``H_u = G(H_{u-1}) + H_0``, the default), ``"chain"`` (ResNet's ``H_u = G(H_{u-1}) +
+H_{u-1}``, the paper's DRRN_C) or ``"none"`` (``H_u = G(H_{u-1})``: a plain recursive stack).
+The parameters are the same in all three.
+
 One deliberate change: the last convolution starts at zero, so the untrained network
 returns its input, the bicubic image (the other layers use the paper's MSRA
 initialisation). With MSRA there too, the untrained network adds a residual of about
@@ -75,6 +80,9 @@ SPEC = ModelSpec(
 )
 
 
+LOCAL_RESIDUALS = ("multi-path", "chain", "none")
+
+
 def pre_activation(n_feats_in: int) -> nn.Sequential:
     """BN -> ReLU, the part of a pre-activation layer that is not shared."""
     return nn.Sequential(nn.BatchNorm2d(n_feats_in), nn.ReLU(inplace=True))
@@ -83,8 +91,9 @@ def pre_activation(n_feats_in: int) -> nn.Sequential:
 class RecursiveBlock(nn.Module):
     """``H_0 = conv(BN-ReLU(x))``, then ``U`` residual units ``H_u = G(H_{u-1}) + H_0``."""
 
-    def __init__(self, in_channels: int, n_feats: int, units: int):
+    def __init__(self, in_channels: int, n_feats: int, units: int, local_residual: str = "multi-path"):
         super().__init__()
+        self.local_residual = local_residual
         self.entry_norm = pre_activation(in_channels)
         self.entry_conv = conv(in_channels, n_feats, 3)
         # The two convolutions of a residual unit, shared by all U units of this block.
@@ -100,20 +109,28 @@ class RecursiveBlock(nn.Module):
         for norm_a, norm_b in zip(self.norms_a, self.norms_b):  # residual unit u: G(H_{u-1})
             residual = self.shared_conv_a(norm_a(hidden))
             residual = self.shared_conv_b(norm_b(residual))
-            hidden = residual + block_input  # multi-path local residual: add H_0, not H_{u-1}
+            if self.local_residual == "multi-path":
+                hidden = residual + block_input  # multi-path local residual: add H_0, not H_{u-1}
+            elif self.local_residual == "chain":
+                hidden = residual + hidden  # ResNet's chain: add the unit's own input H_{u-1}
+            else:
+                hidden = residual  # no local residual
         return hidden
 
 
 class DRRN(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 3, blocks: int = 1, units: int = 25, n_feats: int = 128):
+    def __init__(self, scale: int = 3, blocks: int = 1, units: int = 25, n_feats: int = 128,
+                 local_residual: str = "multi-path"):
         if blocks < 1 or units < 1:
             raise ValueError(f"DRRN needs blocks >= 1 and units >= 1, got B={blocks}, U={units}")
+        if local_residual not in LOCAL_RESIDUALS:
+            raise ValueError(f"local_residual must be one of {LOCAL_RESIDUALS}, got {local_residual!r}")
         super().__init__(scale)  # bookkeeping only: the image size does not change
         channels = self.in_channels
         self.blocks = nn.Sequential(
-            *(RecursiveBlock(channels if b == 0 else n_feats, n_feats, units) for b in range(blocks))
+            *(RecursiveBlock(channels if b == 0 else n_feats, n_feats, units, local_residual) for b in range(blocks))
         )
         self.exit_norm = pre_activation(n_feats)
         self.exit_conv = conv(n_feats, channels, 3)

@@ -24,6 +24,9 @@ Depth and receptive field (Sec. 2.1): every 3x3 layer widens the field by one pi
 side, so ``D`` layers see ``(2D + 1) x (2D + 1)`` input pixels, 41x41 for ``D = 20``. Count the
 layers as the convolutions: the first (1 -> 64), ``D - 2`` middle ones (64 -> 64) and the last
 (64 -> 1) make ``D``; with ``D = 20`` there are 665,921 weights and biases.
+
+``residual=False`` drops the global skip: the same layers then predict the HR image itself, the
+"non-residual" network the paper compares against (Fig. 4 and Table 1).
 """
 from __future__ import annotations
 
@@ -68,16 +71,17 @@ SPEC = ModelSpec(
 class VDSR(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 3, depth: int = 20, n_feats: int = 64):
+    def __init__(self, scale: int = 3, depth: int = 20, n_feats: int = 64, residual: bool = True):
         if depth < 2:
             raise ValueError(f"VDSR needs at least 2 layers, got depth={depth}")
         super().__init__(scale)  # bookkeeping only: one VDSR handles every scale
+        self.global_residual = residual  # False: the same layers learn the image itself (Fig. 4, Table 1)
         channels = self.in_channels
         layers: list[nn.Module] = [conv(channels, n_feats, 3), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers += [conv(n_feats, n_feats, 3), nn.ReLU(inplace=True)]
         layers.append(conv(n_feats, channels, 3))
-        self.residual = nn.Sequential(*layers)  # f(x), the predicted r = y - x
+        self.residual = nn.Sequential(*layers)  # f(x), the predicted r = y - x (or y itself)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -85,4 +89,6 @@ class VDSR(SRModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if not self.global_residual:
+            return self.residual(x)  # the "non-residual" network of the paper's comparison
         return x + self.residual(x)  # global residual learning

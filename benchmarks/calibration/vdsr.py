@@ -9,9 +9,9 @@ from srlib.evaluate import evaluate
 
 DEPTH, WIDTH = 10, 16  # the lab's quick network: the paper's 3x3 layers, fewer and narrower
 STEPS, BATCH, PATCH = 300, 8, 41  # the paper's 41x41 patches
-THETA = 5e-4  # the clipping threshold: each gradient entry is clipped to [-THETA / rate, THETA / rate]
+TAU = 5e-4  # the clipping threshold tau: each gradient entry is clipped to [-tau / rate, tau / rate]
 SGD = dict(optimizer="sgd", lr=0.1, lr_schedule="cosine", steps=STEPS, batch_size=BATCH)
-CLIPPED = dict(SGD, clip_grad=THETA, clip_mode="adjustable")
+CLIPPED = dict(SGD, clip_grad=TAU, clip_mode="adjustable")
 SHALLOW = (3, 5)  # the depths compared with DEPTH
 
 

@@ -30,7 +30,8 @@ import torch
 from .files import write_atomically
 
 __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
-           "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure", "is_reference"]
+           "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure", "is_reference",
+           "TrainingCost", "training_costs", "training_cost_table"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECORD_TOLERANCE_DB = 0.01  # how far a re-measured PSNR may move from the recorded one
@@ -184,6 +185,57 @@ def recorded_result(name: str, set_name: str = "Set5", label: str | None = None,
                       psnr=[r["psnr"] for r in rows.values()], ssim=[r["ssim"] for r in rows.values()],
                       bicubic_psnr=[r["bicubic_psnr"] for r in rows.values()],
                       bicubic_ssim=[r["bicubic_ssim"] for r in rows.values()])
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """What a reference model reached on Set5, and what it cost to run and to train."""
+
+    name: str
+    set5_psnr: float
+    set5_gain: float  # over bicubic, dB
+    parameters: int
+    macs_per_pixel: float  # multiply-accumulates per output pixel
+    patches: int  # training patches seen: steps x batch size
+    training_pixels: int  # HR pixels in those patches
+    minutes: float
+    threads: int
+
+
+def training_costs(names: list[str], output_size: int = 255) -> dict[str, TrainingCost]:
+    """:class:`TrainingCost` of each reference model, from its recorded provenance and exact counts.
+
+    MACs are counted for an output of about ``output_size`` pixels square (a multiple of the
+    scale), so that LR-space and upsampled-input models are compared on the same output. Every
+    figure is recorded or counted, none is timed: the same on every machine."""
+    from .models import count_parameters
+    from .profile import count_macs
+
+    costs = {}
+    for name in names:
+        model = load_reference(name)
+        info, recipe = model.srlib_reference, model.srlib_reference["recipe"]
+        out = output_size // model.scale * model.scale
+        side = out if model.input_kind == "upsampled" else out // model.scale
+        set5 = info["measured"]["Set5"]
+        patches = recipe["steps"] * recipe["batch_size"]
+        costs[name] = TrainingCost(
+            name=name, set5_psnr=set5["psnr"], set5_gain=set5["psnr"] - set5["bicubic_psnr"],
+            parameters=count_parameters(model),
+            macs_per_pixel=count_macs(model, (1, model.in_channels, side, side)) / out**2,
+            patches=patches, training_pixels=patches * recipe["patch_size"] ** 2,
+            minutes=info["seconds"] / 60, threads=info["threads"])
+    return costs
+
+
+def training_cost_table(costs: dict[str, TrainingCost]) -> str:
+    """:func:`training_costs` as a text table."""
+    lines = [f"{'reference':<15} {'Set5':>6} {'gain':>6} {'params':>9} {'MACs/pixel':>11} {'patches seen':>13} "
+             f"{'HR pixels':>10} {'minutes':>8}"]
+    for c in costs.values():
+        lines.append(f"{c.name:<15} {c.set5_psnr:6.2f} {c.set5_gain:+6.2f} {c.parameters:9,} {c.macs_per_pixel:11,.0f} "
+                     f"{c.patches:13,} {c.training_pixels / 1e6:9,.0f}M {c.minutes:4.0f} x {c.threads}")
+    return "\n".join(lines)
 
 
 def remeasure(name: str, root=None) -> dict:

@@ -19,6 +19,8 @@ from srlib.reference import (
     recorded_result,
     reference_info,
     reference_names,
+    training_cost_table,
+    training_costs,
 )
 
 TOLERANCE_DB = RECORD_TOLERANCE_DB
@@ -151,3 +153,13 @@ def test_recorded_figures_are_checked_where_the_set_is_present(tmp_path):
     shutil.copy(sorted(wrong.iterdir())[1], first)
     with pytest.raises(ValueError, match="was recorded with its weights"):
         recorded_result("espcn-x3", "Set5", root=tmp_path)
+
+
+def test_training_costs_come_from_the_records_and_exact_counts():
+    costs = training_costs(["fsrcnn-x3", "espcn-x3"])
+    fsrcnn, espcn = costs["fsrcnn-x3"], costs["espcn-x3"]
+    assert round(fsrcnn.macs_per_pixel) == 1_385 and round(espcn.macs_per_pixel) == 2_514
+    assert fsrcnn.patches == 45_000 * 32 and fsrcnn.training_pixels == 45_000 * 32 * 48**2
+    assert espcn.parameters == 22_729 and round(espcn.set5_psnr, 2) == 32.21
+    table = training_cost_table(costs).splitlines()
+    assert len(table) == 3 and table[2].startswith("espcn-x3")

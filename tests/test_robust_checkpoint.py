@@ -111,25 +111,20 @@ def test_a_missing_part_is_named(saved, key):
         load_checkpoint(path)
 
 
-def test_weights_that_are_not_tensors(saved):
+@pytest.mark.parametrize("change,loader,reason", [
+    (lambda ckpt: ckpt.update(model_state={"conv1.weight": [1.0, 2.0]}), load_checkpoint,
+     "model_state is not a dict of tensors"),
+    (lambda ckpt: ckpt.update(scale=3), load_model, "says scale x3 but its model configuration says x2"),
+    (lambda ckpt: ckpt["model_config"].update(n1=16), load_model,  # the weights are for n1=64
+     "do not fit espcn x2 as its configuration describes it"),
+    (lambda ckpt: ckpt.update(version=99), load_checkpoint, "update srlib"),
+], ids=["weights that are not tensors", "a scale that contradicts the configuration",
+        "a configuration that does not fit the weights", "a newer format asks for an update"])
+def test_an_altered_checkpoint_is_refused_with_its_reason(saved, change, loader, reason):
     path, _ = saved
-    rewrite(path, lambda ckpt: ckpt.update(model_state={"conv1.weight": [1.0, 2.0]}))
-    with pytest.raises(ValueError, match="model_state is not a dict of tensors"):
-        load_checkpoint(path)
-
-
-def test_a_scale_that_contradicts_the_configuration(saved):
-    path, _ = saved
-    rewrite(path, lambda ckpt: ckpt.update(scale=3))
-    with pytest.raises(ValueError, match="says scale x3 but its model configuration says x2"):
-        load_model(path)
-
-
-def test_a_configuration_that_does_not_fit_the_weights(saved):
-    path, _ = saved
-    rewrite(path, lambda ckpt: ckpt["model_config"].update(n1=16))  # the weights are for n1=64
-    with pytest.raises(ValueError, match="do not fit espcn x2 as its configuration describes it"):
-        load_model(path)
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=reason):
+        loader(path)
 
 
 @pytest.mark.parametrize("change,phrase", [
@@ -143,13 +138,6 @@ def test_a_model_this_srlib_cannot_build(saved, change, phrase):
     with pytest.raises(ValueError, match="describes a model this srlib cannot build") as refused:
         load_model(path)
     assert phrase in str(refused.value)
-
-
-def test_a_newer_format_asks_for_an_update(saved):
-    path, _ = saved
-    rewrite(path, lambda ckpt: ckpt.update(version=99))
-    with pytest.raises(ValueError, match="update srlib"):
-        load_checkpoint(path)
 
 
 def test_a_checkpoint_without_checksum_still_loads(saved):

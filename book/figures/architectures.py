@@ -165,6 +165,17 @@ class Canvas:
         self.ax.add_patch(FancyArrowPatch((x0 + 0.1, y), (x1 - 0.1, y), arrowstyle="-|>", mutation_scale=15,
                                           linewidth=1.5, color=TEXT, zorder=4))
 
+    def connect(self, start, end, dashed=False):
+        """An arrow from point ``start`` to point ``end``, in any direction."""
+        self.ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=15, linewidth=1.5, color=TEXT,
+                                          zorder=4, linestyle=(0, (4, 2.5)) if dashed else "solid"))
+
+    def skip(self, x0, x1, y_from, y_to, top, label):
+        """A skip connection over a pipeline: up from ``x0``, across at ``top``, down into ``x1``."""
+        self.ax.plot([x0, x0, x1], [y_from, top, top], color=TEXT, linewidth=1.5, zorder=4)
+        self.connect((x1, top), (x1, y_to))
+        self.text((x0 + x1) / 2, top + 0.12, label, ha="center", va="bottom", style="italic")
+
     def rule(self, y):
         self.ax.plot([0.3, self.width - 0.3], [y, y], color=RULE, linewidth=1.0)
 
@@ -191,7 +202,8 @@ class Canvas:
         if item["sub"]:
             self.text(x + s / 2, y0 - 0.85, item["sub"], ha="center", va="top")
 
-    def _draw_block(self, x, yc, w, item):
+    def draw_block(self, x, yc, w, item):
+        """A :func:`block` of width ``w`` centred at height ``yc`` from ``x`` on (``pipeline`` places its own)."""
         fill, edge, _ = ROLES[item["role"]]
         h = item["h"]
         for i in range(item["stack"], 0, -1):  # copies behind: a repeated layer
@@ -220,7 +232,7 @@ class Canvas:
             if item["kind"] == "image":
                 self._draw_image(left, yc, item)
             else:
-                self._draw_block(left, yc, drawn, item)
+                self.draw_block(left, yc, drawn, item)
             right = left + drawn + 0.18 * item.get("stack", 0)
             if spans:
                 self.arrow(spans[-1][1], left, yc)
@@ -434,39 +446,15 @@ def draw_vdsr(path: Path) -> None:
     c.brace(spans[3][0], spans[5][1], yc + HR_H / 2 + 0.75,
             "20 convolutions, 665,921 parameters, receptive field 41 × 41")
     # The global residual connection: from the interpolated image over the layers into the sum.
-    top = yc + HR_H / 2 + 1.95
-    x_from = (spans[2][0] + spans[2][1]) / 2
-    x_to = (spans[6][0] + spans[6][1]) / 2
-    c.ax.plot([x_from, x_from, x_to], [yc + 1.2 + 0.05, top, top], color=TEXT, linewidth=1.5, zorder=4)
-    c.ax.add_patch(FancyArrowPatch((x_to, top), (x_to, yc + HR_H / 2 + 0.05), arrowstyle="-|>",
-                                   mutation_scale=15, linewidth=1.5, color=TEXT, zorder=4))
-    c.text((x_from + x_to) / 2, top + 0.15, "global residual: the input is added back, the layers predict only "
-           "the residual R = HR − interpolated", ha="center", va="bottom", color=MUTED, style="italic")
+    c.skip((spans[2][0] + spans[2][1]) / 2, (spans[6][0] + spans[6][1]) / 2, yc + 1.2 + 0.05, yc + HR_H / 2 + 0.05,
+           yc + HR_H / 2 + 1.95, "global residual: the input is added back, the layers predict only the residual "
+           "R = HR − interpolated")
     c.text(0.3, 1.85, "Counting the layers: the first convolution (1 → 64 maps), 18 middle ones (64 → 64) and the "
            "last (64 → 1) make 20, each followed by a ReLU except the last.\nEvery 3 × 3 layer widens the "
            "receptive field by one pixel on each side: L layers see (2L + 1) × (2L + 1) pixels of the input.",
            va="top", linespacing=1.5)
     c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.1)
     c.save(path)
-
-
-def _drcn_box(c: Canvas, x: float, yc: float, w: float, h: float, role: str, title: str, lines=(), dashed=False):
-    """A block drawn at an explicit place (the unfolded rows do not follow a left-to-right pipeline)."""
-    fill, edge, _ = ROLES[role]
-    c.ax.add_patch(FancyBboxPatch((x, yc - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.15", facecolor=fill,
-                                  edgecolor=edge, linewidth=1.6, zorder=2,
-                                  linestyle=(0, (4, 2.5)) if dashed else "solid"))
-    rows = [(t, True) for t in title.split("\n")] + [(t, False) for t in lines]
-    top = yc + LINE * (len(rows) - 1) / 2
-    for i, (t, bold) in enumerate(rows):
-        c.text(x + w / 2, top - i * LINE, t, size=FS_TITLE if bold else FS_DETAIL, color=TEXT if bold else MUTED,
-               fontweight="bold" if bold else "normal", ha="center", va="center", zorder=3)
-
-
-def _drcn_arrow(c: Canvas, start, end, style="-|>", color=TEXT, dashed=False, rad=0.0):
-    c.ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=15, linewidth=1.5, color=color,
-                                   zorder=4, linestyle=(0, (4, 2.5)) if dashed else "solid",
-                                   connectionstyle=f"arc3,rad={rad}", shrinkA=2, shrinkB=2))
 
 
 def draw_drcn(path: Path) -> None:
@@ -503,11 +491,11 @@ def draw_drcn(path: Path) -> None:
         if lab == "…":
             c.text(x + hw / 2, hy, "…", size=FS_TITLE + 4, color=TEXT, ha="center", va="center")
             continue
-        _drcn_box(c, x, hy, hw, hh, "mapping" if i else "feature", lab)
+        c.draw_block(x, hy, hw, block("mapping" if i else "feature", lab, h=hh))
         if i:
-            _drcn_box(c, x, ry, hw, 1.6, "reconstruction", "f₃ + x")
-            _drcn_arrow(c, (x + hw / 2, hy - hh / 2), (x + hw / 2, ry + 0.8))
-            _drcn_arrow(c, (x + hw / 2, ry - 0.8), (x + hw / 2, yy + 0.45))
+            c.draw_block(x, ry, hw, block("reconstruction", "f₃ + x", h=1.6))
+            c.connect((x + hw / 2, hy - hh / 2), (x + hw / 2, ry + 0.8))
+            c.connect((x + hw / 2, ry - 0.8), (x + hw / 2, yy + 0.45))
             name = "y_D" if lab == "H_D" else f"y{'₁₂₃'[i - 1]}"
             weight = "w_D" if lab == "H_D" else f"w{'₁₂₃'[i - 1]}"
             c.text(x + hw / 2, yy, f"{name}  ×  {weight}", size=FS_TITLE, color=TEXT, ha="center", va="center")
@@ -520,26 +508,18 @@ def draw_drcn(path: Path) -> None:
         if labels[i + 1] != "…":
             c.text((x0 + x1) / 2, hy + 0.35, "W, b", ha="center", va="bottom")
     # All weighted predictions add up to the output.
-    _drcn_box(c, total_x, yy, total_w, 1.2, "reconstruction", "Σ = y")
+    c.draw_block(total_x, yy, total_w, block("reconstruction", "Σ = y", h=1.2))
     bus = yy - 1.0
     for i, lab in enumerate(labels[1:], start=1):
         if lab != "…":
             c.ax.plot([cols[i] + hw / 2] * 2, [yy - 0.4, bus], color=TEXT, linewidth=1.3)
     c.ax.plot([cols[1] + hw / 2, total_x + total_w / 2], [bus, bus], color=TEXT, linewidth=1.3)
-    _drcn_arrow(c, (total_x + total_w / 2, bus), (total_x + total_w / 2, yy - 0.6))
+    c.connect((total_x + total_w / 2, bus), (total_x + total_w / 2, yy - 0.6))
     note = ("Recursive supervision: every y_d is compared with the target (weight α, high at first),\n"
             "and so is the ensemble y (weight 1 − α). Skip connection: f₃ predicts a correction, x is added.")
     c.text(0.3, 2.2, note, va="top", linespacing=1.5)
     c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.15)
     c.save(path)
-
-
-def _drrn_skip(c: Canvas, x0: float, x1: float, y_from: float, y_to: float, top: float, label: str) -> None:
-    """A skip connection drawn over the pipeline: up from x0, across at ``top``, down into x1."""
-    c.ax.plot([x0, x0, x1], [y_from, top, top], color=TEXT, linewidth=1.4, zorder=4)
-    c.ax.annotate("", xy=(x1, y_to), xytext=(x1, top), zorder=4,
-                  arrowprops=dict(arrowstyle="-|>", color=TEXT, linewidth=1.4, mutation_scale=15))
-    c.text((x0 + x1) / 2, top + 0.12, label, ha="center", va="bottom", style="italic")
 
 
 def draw_drrn(path: Path) -> None:
@@ -560,11 +540,11 @@ def draw_drrn(path: Path) -> None:
     # Multi-path local residual: H_0 goes into the addition of every unit.
     mid0 = (spans[1][0] + spans[1][1]) / 2
     mid2 = (spans[2][0] + spans[2][1]) / 2
-    _drrn_skip(c, mid0, mid2, top, top + 0.05, top + 0.9, "H₀ into every unit (local)")
+    c.skip(mid0, mid2, top, top + 0.05, top + 0.9, "H₀ into every unit (local)")
     # Global residual: the interpolated input is added to the last convolution's output.
     mid_in = (spans[0][0] + spans[0][1]) / 2
     mid_add = (spans[4][0] + spans[4][1]) / 2
-    _drrn_skip(c, mid_in, mid_add, yc + 1.2 + 0.05, top + 0.05, top + 2.3, "global residual: input added to the output")
+    c.skip(mid_in, mid_add, yc + 1.2 + 0.05, top + 0.05, top + 2.3, "global residual: input added to the output")
     y_under = yc - HR_H / 2 - 1.0  # a bracket under the recursive block, ticks pointing up
     c.ax.plot([spans[1][0], spans[1][0], spans[2][1], spans[2][1]], [y_under + 0.15, y_under, y_under, y_under + 0.15],
               color=MUTED, linewidth=1.1)

@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -284,12 +284,14 @@ def _write_json(path: Path, info: dict) -> None:
 
 
 def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "checkpoints/reference",
-                    out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+                    out_dir: str | os.PathLike | None = None, progress: bool = True, seed: int | None = None) -> dict:
     """Train reference model ``name`` by its recipe, save its half-precision weights and provenance.
 
     Training checkpoints go to ``checkpoint_dir`` (an interrupted run resumes there); the
-    weights and JSON go to ``out_dir`` (default: srlib's own ``weights`` folder). Returns the
-    recorded information.
+    weights and JSON go to ``out_dir`` (default: srlib's own ``weights`` folder). ``seed``
+    replaces the recipe's seed (initial weights and patches), to measure how much a recipe's
+    result depends on it; such a run must go to another ``out_dir``. Returns the recorded
+    information.
     """
     from safetensors.torch import save_file
 
@@ -301,7 +303,9 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
 
     _paths(name)  # an unknown name is refused before any work
     name = str(name).lower()
-    recipe = RECIPES[name]
+    recipe = RECIPES[name] if seed is None else replace(RECIPES[name], seed=seed)
+    if seed is not None and seed != RECIPES[name].seed and (out_dir is None or Path(out_dir).resolve() == WEIGHTS_DIR):
+        raise ValueError(f"a run of {name} with seed {seed} is not the reference: give it another out_dir")
     commit = _commit()  # the code this run starts from (the repository may move on while it trains)
     model_spec = spec(recipe.model)
     images = {}
@@ -312,12 +316,13 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
                         patch_size=recipe.patch_size, channels=channels,
                         upsampled=model_spec.input == "upsampled", seed=recipe.seed)
     validation = center_crops(sample_images("val"), 256)
+    run = name if seed is None else f"{name}-seed{seed}"
     seed_everything(recipe.seed)  # before building: the initial weights are part of the recipe
     model = build(recipe.model, recipe.scale, size=recipe.size)
     history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
                   batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
                   validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
-                  eval_every=max(1, recipe.steps // 20), checkpoint=Path(checkpoint_dir) / f"{name}.pt", desc=name)
+                  eval_every=max(1, recipe.steps // 20), checkpoint=Path(checkpoint_dir) / f"{run}.pt", desc=run)
 
     # What is shipped is the half-precision weights; everything is measured on them.
     state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
@@ -334,7 +339,8 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
              + f", {'Y channel' if channels == 'y' else 'RGB'}, 8 flips and rotations)",
         loss=f"srlib.models.{recipe.model}.loss: " + (model_spec.loss.__doc__ or "").strip().splitlines()[0],
         seconds=round(history.seconds), threads=torch.get_num_threads(), torch_version=torch.__version__,
-        commit=commit, command=f"python scripts/train_reference.py {name}",
+        commit=commit,
+        command=f"python scripts/train_reference.py {name}" + (f" --seed {seed}" if seed is not None else ""),
         saved=time.strftime("%Y-%m-%d", time.gmtime()), dtype="float16", sha256=_sha256(weights),
         validation=[[step, round(psnr, 4)] for step, psnr in history.val],
         measured=measure_reference(model, root),
@@ -352,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", help="data root holding T91, BSD200 and Set5 (default: $SRLIB_DATA or ./data)")
     parser.add_argument("--out-dir", help="where the weights and provenance go (default: srlib/weights)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=int, help="train with this seed instead of the recipe's (needs --out-dir): "
+                                                 "how much does the result depend on the seed?")
     parser.add_argument("--remeasure", action="store_true",
                         help="do not train: measure the shipped weights again and rewrite their recorded figures")
     args = parser.parse_args(argv)
@@ -360,7 +368,12 @@ def main(argv: list[str] | None = None) -> int:
             info = remeasure(name, args.root)
             print(f"{name}: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in info["measured"].items()))
             continue
-        info = train_reference(name, args.root, out_dir=args.out_dir, progress=not args.no_progress)
+        try:
+            info = train_reference(name, args.root, out_dir=args.out_dir, progress=not args.no_progress,
+                                   seed=args.seed)
+        except ValueError as error:
+            print(f"train_reference.py: {error}", file=sys.stderr)
+            return 2
         set5 = info["measured"].get("Set5")
         where = f"Set5 {set5['psnr']:.2f} dB / {set5['ssim']:.4f}" if set5 else "Set5 not found"
         print(f"{name}: {info['seconds'] / 60:.1f} min; {where}; held-out photographs "

@@ -1,0 +1,108 @@
+"""Write the students' copies of the book's notebooks: solutions removed, outputs cleared.
+
+    python scripts/student_notebooks.py --out student/
+
+Every notebook of ``_toc.yml`` (the foundations and the labs) is copied to ``OUT/<chapter>/``
+with the same file name. In each copy
+
+* the hidden solutions are gone: every ``{solution}`` block of a markdown cell is removed, so
+  the ``{exercise}`` blocks stay and nothing of their answers remains;
+* every code cell's outputs and execution count are cleared, so students see only what they run;
+* code cells are otherwise unchanged (the Colab cell included), which is why the copies run
+  wherever the book's notebooks run; ``tests/test_student_notebooks.py`` checks both points.
+
+The book's own ``_static`` folder is copied beside the chapters so that the Colab badge shows.
+The output folder may not lie inside ``book/``: the copies never replace the originals. Files are
+written atomically (temporary name, then rename).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from srlib.files import write_atomically
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+
+# A MyST directive fence is three or more backticks or colons; a block ends at the same fence
+# (at least as long) on a line of its own.
+_SOLUTION_START = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution\}.*$")
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks listed in _toc.yml, in the book's order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    files = [entry["file"] for part in toc.get("parts", []) for entry in part.get("chapters", [])]
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
+
+
+def strip_solutions(markdown: str) -> str:
+    """``markdown`` without its ``{solution}`` blocks (and the blank line each leaves behind)."""
+    out, fence = [], None
+    for line in markdown.splitlines(keepends=True):
+        if fence is None:
+            match = _SOLUTION_START.match(line.strip())
+            if match:
+                fence = match["fence"]
+                continue
+            out.append(line)
+        elif line.strip().startswith(fence[0] * len(fence)) and set(line.strip()) == {fence[0]}:
+            fence = None  # the closing fence of the solution
+    if fence is not None:
+        raise ValueError("a {solution} block is not closed")
+    return re.sub(r"\n{3,}", "\n\n", "".join(out)).strip("\n")
+
+
+def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The students' version of ``notebook`` (the original is not modified)."""
+    student = copy.deepcopy(notebook)
+    for cell in student.cells:
+        if cell.cell_type == "markdown":
+            cell.source = strip_solutions(cell.source)
+        elif cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    # A cell that held nothing but solutions would be an empty box: drop it.
+    student.cells = [c for c in student.cells if c.cell_type != "markdown" or c.source.strip()]
+    return student
+
+
+def write_students(out: Path, root: Path = ROOT) -> list[Path]:
+    out = Path(out).resolve()
+    book = (root / "book").resolve()
+    if out == book or book in out.parents:
+        raise SystemExit(f"student_notebooks.py: --out {out} lies inside the book's folder; choose a folder "
+                         "outside book/ (the copies must never replace the originals)")
+    written = []
+    for path in notebooks(root):
+        target = out / path.relative_to(book)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        student = student_copy(nbformat.read(path, as_version=4))
+        write_atomically(target, lambda tmp, nb=student: nbformat.write(nb, tmp))
+        written.append(target)
+    static = out / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    for item in (book / "_static").iterdir():
+        if item.is_file():
+            shutil.copyfile(item, static / item.name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder for the copies (created; outside book/)")
+    args = parser.parse_args(argv)
+    written = write_students(Path(args.out))
+    print(f"{len(written)} student notebooks written to {Path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,7 +37,7 @@ from srlib.data import sample_images  # noqa: E402
 from srlib.files import write_atomically  # noqa: E402
 
 RESULTS = HERE / "results" / "calibration.json"
-LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn"]
+LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn", "lapsrn", "edsr", "drn"]
 
 
 def available_labs() -> list[str]:

@@ -178,8 +178,8 @@ LAYOUT_DIGESTS = {
     "drrn": "fe663ca6d15560d4",
     "lapsrn": "868cdd5744975f3c",
     "edsr": "913923c9656e116b",
-    "mdsr": "df1f4c8cc9ec4ddd",
-    "drn": "9c6580c5bbff9745",
+    "mdsr": "464b2a07612a9c63",  # with the "baseline" size; the earlier sizes unchanged
+    "drn": "5ae76702cd1b94f8",  # with the "small" size; the earlier sizes unchanged
 }
 
 

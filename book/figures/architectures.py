@@ -61,12 +61,14 @@ ROLES = {
     "mapping": ("#dcefd5", "#4a8f3a", "mapping"),
     "upsampling": ("#fde3c8", "#d9771c", "upsampling"),
     "reconstruction": ("#e7ddf3", "#7b5fb0", "reconstruction"),
+    "dual": ("#f8dcd8", "#c0392b", "dual network (HR → LR)"),  # DRN: maps images down, HR to LR
 }
 TEXT = "#1f2328"
 MUTED = "#57606a"
 RULE = "#d0d7de"
 HR_H = 3.0  # drawn height of a block working at high resolution
 LR_H = 2.1  # drawn height of a block working at low resolution
+MID_H = (HR_H + LR_H) / 2  # a block at twice the LR resolution (LapSRN's and DRN's middle levels)
 DPI = 150
 UNIT = 0.40  # inches per data unit
 FS_TITLE = 13.5  # block titles and image names
@@ -558,6 +560,206 @@ def draw_drrn(path: Path) -> None:
     c.save(path)
 
 
+def draw_lapsrn(path: Path) -> None:
+    mid_h = (LR_H + HR_H) / 2  # height of a block at twice the LR resolution
+    top = [
+        image("lr", "LR", "1 × H × W", size=1.2),
+        block("feature", "conv 3×3, 64", ["LReLU 0.2", "input layer"], h=LR_H, shape="64 × H × W"),
+        block("feature", "conv 3×3, 64", ["LReLU 0.2", "× d"], h=LR_H, shape="64 × H × W", stack=2),
+        block("upsampling", "convT 3×3, 64", ["stride 2", "LReLU 0.2"], h=mid_h, shape="64 × 2H × 2W"),
+        block("feature", "conv 3×3, 64", ["LReLU 0.2", "× d"], h=mid_h, shape="64 × 2H × 2W", stack=2),
+        block("upsampling", "convT 3×3, 64", ["stride 2", "LReLU 0.2"], h=HR_H, shape="64 × 4H × 4W"),
+    ]
+    width = pipeline_width(top) + 4.2
+    c = Canvas(width, 25.0)
+    y_top, y_res, y_img = 20.5, 14.7, 8.9
+    spans = c.pipeline(top, y_top)
+    centre = [(a + b) / 2 for a, b in spans]
+
+    def below_shape(h):  # just under the shape caption of a top-row block of height h
+        return y_top - h / 2 - 0.85
+
+    # Pyramid levels, bracketed over the feature branch.
+    c.brace(spans[2][0], spans[3][1], y_top + HR_H / 2 + 0.6, "level 1: × 2")
+    c.brace(spans[4][0], spans[5][1], y_top + HR_H / 2 + 0.6, "level 2: × 4")
+
+    # Each level's up-sampled features give its residual image (one 3x3 convolution).
+    res_w, res_h = 4.6, 1.9
+    for i, (k, label) in enumerate(((3, "R₁"), (5, "R₂"))):
+        h = mid_h if i == 0 else HR_H
+        c.draw_block(centre[k] - res_w / 2, y_res, res_w,
+                     block("reconstruction", "conv 3×3, 1", [f"residual {label}"], h=res_h))
+        c.connect((centre[k], below_shape(top[k]["h"])), (centre[k], y_res + res_h / 2))
+        c.text(centre[k], y_res - res_h / 2 - 0.2, f"1 × {2 ** (i + 1)}H × {2 ** (i + 1)}W", ha="center", va="top")
+        c.draw_block(centre[k] - 0.8, y_img, 1.6, block("reconstruction", "+", h=h, fixed=True))
+        c.connect((centre[k], y_res - res_h / 2 - 0.85), (centre[k], y_img + h / 2))
+
+    # The image branch: a 4x4 transposed convolution (bilinear at initialisation) per level.
+    up_w = 5.0
+    up = [(centre[2], mid_h), (centre[4], HR_H)]
+    for x, h in up:
+        c.draw_block(x - up_w / 2, y_img, up_w, block("upsampling", "convT 4×4, 1", ["stride 2, no bias",
+                                                                                     "bilinear at start"], h=h))
+    c.ax.plot([centre[0], centre[0]], [y_top - 0.6 - 1.35, y_img], color=TEXT, linewidth=1.5, zorder=4)
+    c.arrow(centre[0], up[0][0] - up_w / 2, y_img)
+    c.text(centre[0] + 0.2, y_img + 0.25, "image branch", style="italic", va="bottom")
+    c.arrow(up[0][0] + up_w / 2, centre[3] - 0.8, y_img)
+    c.arrow(centre[3] + 0.8, up[1][0] - up_w / 2, y_img)
+    c.arrow(up[1][0] + up_w / 2, centre[5] - 0.8, y_img)
+    # Outputs: x2 after level 1 (and fed on to level 2), x4 after level 2.
+    c.connect((centre[3], y_img - mid_h / 2), (centre[3], 5.4))
+    c._draw_image(centre[3] - 0.9, 4.5, image("hr", "SR × 2", "1 × 2H × 2W", size=1.8))
+    c.arrow(centre[5] + 0.8, centre[5] + 2.0, y_img)
+    c._draw_image(centre[5] + 2.0, y_img, image("hr", "SR × 4", "1 × 4H × 4W", size=2.4))
+    c.text(0.3, 1.5, "Every level's output is compared with the HR image downscaled to its size (Charbonnier "
+           "loss). A × 8 network adds a third level.", va="top")
+    c.legend(["feature", "upsampling", "reconstruction"], 0.15)
+    c.save(path)
+
+
+def _mini_stack(c: Canvas, x: float, y_top: float, title: str, layers: list[tuple[str, str]], note: str) -> None:
+    """One residual block drawn as a column of small layers, with its identity branch on the left."""
+    c.text(x + 2.4, y_top + 0.3, title, size=13.5, color=TEXT, fontweight="bold", ha="center", va="bottom")
+    y = y_top
+    for role, label in layers:
+        item = block("reconstruction", label, h=0.6, fixed=True) if role == "fixed" else block(role, label, h=0.6)
+        c.draw_block(x + 0.6, y - 0.3, 3.6, item)
+        y -= 0.85
+    c.ax.plot([x + 0.25, x + 0.25, x + 0.6], [y_top - 0.3, y - 0.1, y - 0.1], color=TEXT, linewidth=1.3)
+    c.ax.plot([x + 0.25, x + 0.6], [y_top - 0.3, y_top - 0.3], color=TEXT, linewidth=1.3)
+    c.text(x + 2.4, y - 0.1, "+ identity", ha="center", va="center", color=TEXT)
+    c.text(x + 2.4, y - 0.75, note, ha="center", va="top", style="italic")
+
+
+def draw_edsr(path: Path) -> None:
+    items = [
+        image("lr", "LR", "3 × H × W", size=1.2),
+        block("feature", "− mean", ["colour shift"], h=LR_H, shape="3 × H × W", fixed=True),
+        block("feature", "conv 3×3, F", ["head"], h=LR_H, shape="F × H × W"),
+        block("mapping", "res. block", ["conv-ReLU-conv", "(× 0.1) + input"], h=LR_H, shape="F × H × W", stack=2),
+        block("mapping", "conv 3×3, F", ["end of body"], h=LR_H, shape="F × H × W"),
+        block("reconstruction", "+", ["long skip"], h=LR_H, shape="F × H × W", fixed=True),
+        block("upsampling", "conv 3×3, 4F", ["pixel shuffle ×2", "(twice for ×4)"], shape="F × rH × rW"),
+        block("reconstruction", "conv 3×3, 3", ["+ mean"], shape="3 × rH × rW"),
+        image("hr", "SR", "3 × rH × rW"),
+    ]
+    width = pipeline_width(items) + 0.3
+    c = Canvas(width, 17.6)
+    yc = 13.2
+    spans = c.pipeline(items, yc)
+    top = yc + HR_H / 2
+    mid_head = (spans[2][0] + spans[2][1]) / 2
+    mid_add = (spans[5][0] + spans[5][1]) / 2
+    c.skip(mid_head, mid_add, yc + LR_H / 2 + 0.05, yc + LR_H / 2 + 0.05, top + 0.9,
+           "long skip: head output added to the body's output")
+    c.brace(spans[3][0], spans[4][1], yc - HR_H / 2 - 1.0, "body: B residual blocks and a convolution")
+    c.text(0.3, yc - HR_H / 2 - 2.0,
+           "Baseline: B = 16, F = 64, no scaling (1.5M parameters at ×4).  Paper model: B = 32, F = 256, "
+           "residual scaling 0.1 (43M).  Every convolution before the upsampler runs on the H × W grid.",
+           va="top", color=TEXT)
+    c.rule(8.2)
+    y_top = 6.9
+    _mini_stack(c, 0.5, y_top, "ResNet (classification)",
+                [("mapping", "conv"), ("feature", "batch norm"), ("mapping", "ReLU"), ("mapping", "conv"),
+                 ("feature", "batch norm")], "then ReLU after the addition")
+    _mini_stack(c, 7.0, y_top, "SRResNet",
+                [("mapping", "conv"), ("feature", "batch norm"), ("mapping", "PReLU"), ("mapping", "conv"),
+                 ("feature", "batch norm")], "nothing after the addition")
+    _mini_stack(c, 13.5, y_top, "EDSR",
+                [("mapping", "conv"), ("mapping", "ReLU"), ("mapping", "conv"), ("fixed", "× 0.1")],
+                "no batch normalisation;\n× 0.1 only in the big model")
+    c.text(20.5, y_top - 0.3,
+           "Batch normalisation keeps a copy of every\nfeature map for the backward pass, as a\n"
+           "convolution does: removing it roughly halves\nthe activations stored in the body.\n"
+           "The scaling is a constant, merged into\nthe last convolution at test time.",
+           va="top", linespacing=1.45, color=MUTED)
+    c.legend(["feature", "mapping", "upsampling", "reconstruction"], 0.3)
+    c.save(path)
+
+
+def draw_mdsr(path: Path) -> None:
+    c = Canvas(44.0, 15.0)
+    ys = {2: 11.6, 3: 7.5, 4: 3.4}
+    shared_x = 17.0
+    for s, y in ys.items():
+        items = [
+            image("lr", f"LR ×{s}", "3 × H × W", size=1.2),
+            block("feature", "conv 3×3, F", ["shared head"], h=LR_H, shape="F × H × W"),
+            block("feature", "2 res. blocks 5×5", [f"×{s} only"], h=LR_H, shape="F × H × W"),
+        ]
+        spans = c.pipeline(items, y)
+        c.connect((spans[-1][1] + 0.1, y), (shared_x - 0.1, 7.5))
+        ups = block("upsampling", f"upsampler ×{s}", ["conv + pixel shuffle"], h=LR_H if s == 2 else HR_H * 0.8,
+                    shape=f"F × {s}H × {s}W")
+        c.draw_block(29.5, y, 5.2, ups)
+        c.connect((shared_x + 11.0, 7.5), (29.4, y))
+        c.connect((34.8, y), (36.8, 7.5))
+    body = block("mapping", "shared body", ["B residual blocks 3×3, F", "conv 3×3, F", "+ long skip",
+                                            "(the same weights for ×2, ×3, ×4)"], h=HR_H * 1.6, shape="F × H × W",
+                 stack=2)
+    c.draw_block(shared_x, 7.5, 10.6, body)
+    c.draw_block(36.9, 7.5, 4.4, block("reconstruction", "conv 3×3, 3", ["shared", "+ mean"], shape="3 × rH × rW"))
+    c.text(0.3, 0.9, "One scale per mini-batch: only its pre-processing blocks and upsampler, and the shared body, "
+           "are trained by that batch.  Baseline: B = 16, F = 64 (3.2M parameters); paper: B = 80, F = 64 (8.0M).",
+           va="top", color=TEXT)
+    c.text(0.3, 14.6, "MDSR", size=13.5, color=TEXT, fontweight="bold", va="top")
+    c.text(2.6, 14.6, "per-scale heads and tails around one shared body", va="top", color=MUTED)
+    c.save(path)
+
+
+def draw_drn(path: Path) -> None:
+    primal = [
+        image("lr", "LR x", "3 × H × W", size=1.2),
+        block("upsampling", "bicubic\n× 4", shape="3 × 4H × 4W", fixed=True),
+        block("feature", "head", ["conv 3×3, F"], shape="F × 4H × 4W"),
+        block("feature", "down 1", ["conv 3×3 /2, LReLU", "conv 3×3, 2F"], h=MID_H, shape="2F × 2H × 2W"),
+        block("feature", "down 2", ["conv 3×3 /2, LReLU", "conv 3×3, 4F"], h=LR_H, shape="4F × H × W"),
+        block("mapping", "up 1", ["B × RCAB, 4F", "pixel shuffle ×2", "conv 1×1, 2F"], h=MID_H,
+              shape="concat: 4F × 2H × 2W", stack=2),
+        block("mapping", "up 2", ["B × RCAB, 4F", "pixel shuffle ×2", "conv 1×1, F"], h=HR_H,
+              shape="concat: 2F × 4H × 4W", stack=2),
+        block("reconstruction", "tail", ["conv 3×3, 3"], shape="3 × 4H × 4W"),
+        image("hr", "SR P(x)", "3 × 4H × 4W"),
+    ]
+    dual = [
+        image("hr", "P(x)", "3 × 4H × 4W"),
+        block("dual", "dual D₁", ["conv 3×3 /2, F, LReLU", "conv 3×3, 3"], h=MID_H, shape="3 × 2H × 2W"),
+        block("dual", "dual D₀", ["conv 3×3 /2, F, LReLU", "conv 3×3, 3"], h=LR_H, shape="3 × H × W"),
+        image("lr", "D(P(x))", "3 × H × W", size=1.2),
+    ]
+    width = pipeline_width(primal) + 0.3
+    c = Canvas(width, 20.5)
+    yc = 15.0
+    spans = c.pipeline(primal, yc)
+    mid = [(a + b) / 2 for a, b in spans]
+    # U-Net skips: the down path's features are concatenated with the up blocks' outputs.
+    c.skip(mid[3] - 0.6, mid[5] - 0.6, yc + MID_H / 2, yc + MID_H / 2 + 0.05, yc + HR_H / 2 + 0.8,
+           "concatenate (2H × 2W)")
+    c.skip(mid[2], mid[6], yc + HR_H / 2, yc + HR_H / 2 + 0.05, yc + HR_H / 2 + 2.1,
+           "concatenate (4H × 4W)")
+    c.text(0.3, yc - HR_H / 2 - 1.6,
+           "Every scale has a tail conv 3×3 to an image: after down 2 (H × W), after up 1 (2H × 2W) and after up 2 "
+           "(4H × 4W).\nThe primal loss compares each with its target: x itself, the HR image downscaled by 2, "
+           "and the HR image.", va="top", linespacing=1.5)
+
+    c.rule(9.0)
+    c.text(0.3, 8.35, "The closed loop: dual networks (red blocks) take the output back down to the LR size; "
+           "no HR image is needed",
+           size=13.5, color=TEXT, fontweight="bold", va="center")
+    y2 = 5.6
+    c.pipeline(dual, y2, x0=0.3)
+    x_note = pipeline_width(dual) + 1.2
+    c.text(x_note, y2 + 0.9, "dual loss  L_D = ‖ D(P(x)) − x ‖₁", size=13.5, color=TEXT, fontweight="bold",
+           va="center")
+    c.text(x_note, y2 - 0.1,
+           "Paired training: L_P (L1 at every scale) + λ L_D, λ = 0.1; D₁ is compared with the ×2 target,\n"
+           "D₀ with x. Unpaired LR images (no HR partner): λ L_D alone, through D₀ ∘ D₁.\n"
+           "DRN-S: F = 16, B = 30 (4.8M); DRN-L: F = 20, B = 40 (9.8M); each dual network 864 parameters in DRN-S.",
+           va="top", linespacing=1.5, color=MUTED)
+    c.legend(["upsampling", "feature", "mapping", "reconstruction", "dual"], 0.5)
+    c.save(path)
+
+
 FIGURES = {
     "srcnn": draw_srcnn,
     "fsrcnn": draw_fsrcnn,
@@ -566,6 +768,10 @@ FIGURES = {
     "vdsr": draw_vdsr,
     "drcn": draw_drcn,
     "drrn": draw_drrn,
+    "lapsrn": draw_lapsrn,
+    "edsr": draw_edsr,
+    "mdsr": draw_mdsr,
+    "drn": draw_drn,
 }
 
 

@@ -55,14 +55,22 @@ class ResBlock(nn.Module):
     flexibility of the features and costs as much memory as the convolutions, with no
     benefit for super-resolution. ``res_scale`` (0.1 in the 256-filter EDSR) keeps the
     residual branch small so that very wide networks train stably (Szegedy et al. 2017).
+    ``batch_norm=True`` puts a batch normalisation after each convolution, as in SRResNet's
+    block (Ledig et al. 2017), for comparison.
     """
 
-    def __init__(self, n_feats: int, kernel_size: int = 3, res_scale: float = 1.0):
+    def __init__(self, n_feats: int, kernel_size: int = 3, res_scale: float = 1.0, batch_norm: bool = False):
         super().__init__()
+
+        def norm() -> list[nn.Module]:  # nothing by default, so the layers keep their names (body.0, body.2)
+            return [nn.BatchNorm2d(n_feats)] if batch_norm else []
+
         self.body = nn.Sequential(
             conv(n_feats, n_feats, kernel_size),
+            *norm(),
             nn.ReLU(inplace=True),
             conv(n_feats, n_feats, kernel_size),
+            *norm(),
         )
         self.res_scale = res_scale
 

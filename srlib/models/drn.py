@@ -27,8 +27,8 @@ Each dual network is a stride-2 conv 3x3 (+ LeakyReLU) and a conv 3x3 that maps 
 output at one scale to the next smaller scale. DRN-S has 16 base features and 30 RCABs
 per up block at x4 (4.8M parameters) and 8 features at x8 (5.4M); DRN-L has 20 features
 and 40 RCABs at x4 (9.8M), 10 and 36 at x8 (10.0M); the x8 settings are those of the
-authors' released code. Those counts are the primal network's; the dual networks add
-under a thousand parameters each.
+authors' released code. Those counts are the primal network's; each dual network adds
+54 F parameters (864 for DRN-S at x4).
 
 The loss follows the authors' released code: the primal L1 term covers every output
 (HR target for the last, MATLAB-bicubic downscales of the HR image for the intermediate
@@ -41,6 +41,7 @@ forward pass for this model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,43 @@ def loss(model: DRN, net_input: torch.Tensor, hr: torch.Tensor, dual_weight: flo
     primal = sum(F.l1_loss(output, target.to(output.dtype)) for output, target in zip(outputs, targets))
     dual = sum(F.l1_loss(down, target.to(down.dtype)) for down, target in zip(model.dual(outputs), targets[:-1]))
     return primal + dual_weight * dual
+
+
+def close_loop(model: DRN, lr: torch.Tensor) -> torch.Tensor:
+    """``D(P(x))``: super-resolve ``lr``, then take the result back down through every dual network."""
+    image = model(lr)
+    for dual in reversed(model.dual_models):  # the last dual network takes the largest image
+        image = dual(image)
+    return image
+
+
+def unpaired_loss(model: DRN, lr: torch.Tensor) -> torch.Tensor:
+    """The only loss an LR image without its HR partner gives: L1 of ``D(P(x))`` against ``x``."""
+    return F.l1_loss(close_loop(model, lr), lr)
+
+
+def semi_supervised_loss(unpaired, ratio: float, batch_size: int = 16, dual_weight: float = DUAL_WEIGHT,
+                         seed: int = 0) -> Callable:
+    """A ``loss_fn(model, net_input, hr)`` for :func:`srlib.train.fit` that mixes paired and unpaired data.
+
+    A batch of ``batch_size`` images holds ``round(ratio * batch_size)`` unpaired LR patches, drawn
+    here from the dataset ``unpaired`` (its HR halves are never used), and the paired batch that
+    ``fit`` gives (of the other ``batch_size - n_unpaired``). Per image, as in the paper's
+    semi-supervised objective, a paired image costs ``L_P + dual_weight * L_D`` and an unpaired one
+    ``dual_weight * L_D``.
+    """
+    n_unpaired = round(ratio * batch_size)
+    generator = torch.Generator().manual_seed(seed)
+
+    def mixed(model: DRN, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        paired = loss(model, net_input, hr, dual_weight) if n_unpaired < batch_size else 0.0
+        if n_unpaired == 0:
+            return paired
+        lr, _ = unpaired.batch(torch.randint(len(unpaired), (n_unpaired,), generator=generator).tolist())
+        share = n_unpaired / batch_size
+        return (1 - share) * paired + share * dual_weight * unpaired_loss(model, lr.to(net_input.device))
+
+    return mixed
 
 
 SPEC = ModelSpec(

@@ -74,13 +74,14 @@ SPEC = ModelSpec(
 class EDSR(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 2, n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1):
+    def __init__(self, scale: int = 2, n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1,
+                 batch_norm: bool = False):
         super().__init__(scale)
         channels = self.in_channels
         self.sub_mean = MeanShift(sign=-1)
         self.head = conv(channels, n_feats, 3)
-        self.body = nn.Sequential(
-            *(ResBlock(n_feats, 3, res_scale) for _ in range(n_resblocks)),
+        self.body = nn.Sequential(  # batch_norm=True: SRResNet's blocks, for the ablation of Sec. 3.1
+            *(ResBlock(n_feats, 3, res_scale, batch_norm) for _ in range(n_resblocks)),
             conv(n_feats, n_feats, 3),
         )
         self.tail = nn.Sequential(Upsampler(self.scale, n_feats), conv(n_feats, channels, 3))

@@ -55,8 +55,14 @@ def pyramid_targets(hr: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return targets + [hr]
 
 
-def loss(model: LapSRN, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Charbonnier loss summed over the pixels of every pyramid level, averaged over the batch (Sec. 3.2)."""
+def loss(model: LapSRN, net_input: torch.Tensor, hr: torch.Tensor, penalty: str = "charbonnier") -> torch.Tensor:
+    """Charbonnier loss summed over the pixels of every pyramid level, averaged over the batch (Sec. 3.2).
+
+    ``penalty="l2"`` puts the squared error in place of the Charbonnier penalty, with the same
+    sum over pixels and levels: the L2 loss the paper compares against.
+    """
+    if penalty not in ("charbonnier", "l2"):
+        raise ValueError(f"penalty must be 'charbonnier' or 'l2', got {penalty!r}")
     outputs = model.forward_all(net_input)
     targets = pyramid_targets(hr, len(outputs))
     total = 0.0
@@ -66,7 +72,11 @@ def loss(model: LapSRN, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tens
                 f"LapSRN level output {tuple(output.shape)} does not match target {tuple(target.shape)}: "
                 f"the HR size must be {model.scale} times the LR size"
             )
-        total = total + charbonnier(output, target.to(output.dtype), reduction="sum_per_patch")
+        target = target.to(output.dtype)
+        if penalty == "l2":
+            total = total + (output - target).pow(2).sum() / output.shape[0]
+        else:
+            total = total + charbonnier(output, target, reduction="sum_per_patch")
     return total
 
 

@@ -8,10 +8,12 @@ with the same file name. In each copy
 * the hidden solutions are gone: every ``{solution}`` block of a markdown cell is removed, so
   the ``{exercise}`` blocks stay and nothing of their answers remains;
 * every code cell's outputs and execution count are cleared, so students see only what they run;
-* code cells are otherwise unchanged (the Colab cell included), which is why the copies run
-  wherever the book's notebooks run; ``tests/test_student_notebooks.py`` checks both points.
+* the "Open in Colab" badge is dropped: it opens the book's own notebook, solutions included
+  (students who use Colab upload their copy);
+* code cells are otherwise unchanged (the cell that installs srlib on Colab included), which is
+  why the copies run wherever the book's notebooks run; ``tests/test_student_notebooks.py``
+  checks these points.
 
-The book's own ``_static`` folder is copied beside the chapters so that the Colab badge shows.
 The output folder may not lie inside ``book/``: the copies never replace the originals. Files are
 written atomically (temporary name, then rename).
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -69,8 +70,9 @@ def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.source = strip_solutions(cell.source)
         elif cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    # A cell that held nothing but solutions would be an empty box: drop it.
-    student.cells = [c for c in student.cells if c.cell_type != "markdown" or c.source.strip()]
+    # A cell that held nothing but solutions would be an empty box: drop it, and the Colab badge.
+    student.cells = [c for c in student.cells if c.cell_type != "markdown"
+                     or (c.source.strip() and c.metadata.get("srbook") != "colab-badge")]
     return student
 
 
@@ -87,11 +89,6 @@ def write_students(out: Path, root: Path = ROOT) -> list[Path]:
         student = student_copy(nbformat.read(path, as_version=4))
         write_atomically(target, lambda tmp, nb=student: nbformat.write(nb, tmp))
         written.append(target)
-    static = out / "_static"
-    static.mkdir(parents=True, exist_ok=True)
-    for item in (book / "_static").iterdir():
-        if item.is_file():
-            shutil.copyfile(item, static / item.name)
     return written
 
 

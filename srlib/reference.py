@@ -40,10 +40,11 @@ TRAINING_SETS = ("T91", "BSD200")
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one reference model is trained: Adam with a cosine-decayed rate, seed 0, on Y patches.
+    """How one reference model is trained: Adam with a cosine-decayed rate, seed 0, on patches of the
+    model's channels (Y, or RGB for EDSR, MDSR and DRN).
 
-    ``steps`` was chosen so that each model trains for 10-25 minutes on an idle 2-core CPU
-    (measured step times; see the book's note on reference models)."""
+    ``steps`` was chosen from measured step times: 7 to 40 minutes of CPU for the x3 models, and
+    the same six minutes of one thread for every x4 model (the equal-compute ranking)."""
 
     model: str
     size: str

@@ -163,3 +163,12 @@ def test_training_costs_come_from_the_records_and_exact_counts():
     assert espcn.parameters == 22_729 and round(espcn.set5_psnr, 2) == 32.21
     table = training_cost_table(costs).splitlines()
     assert len(table) == 3 and table[2].startswith("espcn-x3")
+
+
+def test_a_run_with_another_seed_cannot_replace_the_shipped_reference():
+    from srlib.reference import train_reference
+
+    with pytest.raises(ValueError, match="with seed 1 is not the reference: give it another out_dir"):
+        train_reference("espcn-x4", seed=1)
+    with pytest.raises(ValueError, match="not the reference"):
+        train_reference("espcn-x4", seed=1, out_dir=WEIGHTS_DIR)

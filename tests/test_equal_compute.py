@@ -26,7 +26,7 @@ def test_every_x4_recipe_has_the_same_planned_budget_and_data_shape(equal_comput
 
 def test_the_stored_ranking_is_recomputed_from_the_shipped_references(equal_compute):
     stored = json.loads((WEIGHTS_DIR / "equal_compute.json").read_text())
-    assert stored["command"] == "python benchmarks/equal_compute.py report"
+    assert stored["command"].startswith("python benchmarks/equal_compute.py report")
     assert stored["machine"]["cpu"] and stored["machine"]["torch"]
     # Runs with other seeds are not shipped (only their recorded figures are): the rest is recomputed.
     other_seeds = [row.pop("other_seeds") for row in stored["models"]]

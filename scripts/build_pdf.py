@@ -42,7 +42,7 @@ PRINT_CSS = """
   .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
   pre, .highlight pre, div.output pre { white-space: pre-wrap !important; word-break: break-word; }
   figure, img, .cell_output img, table { break-inside: avoid; }
-  h1 { break-before: page; }
+  span[id^="document-"] + section { break-before: page; }  /* every chapter starts a page */
 </style>
 """
 

@@ -31,7 +31,6 @@ import yaml
 from srlib.files import write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
-BOOK = ROOT / "book"
 
 # A MyST directive fence is three or more backticks or colons; a block ends at the same fence
 # (at least as long) on a line of its own.
@@ -86,7 +85,10 @@ def write_students(out: Path, root: Path = ROOT) -> list[Path]:
     for path in notebooks(root):
         target = out / path.relative_to(book)
         target.parent.mkdir(parents=True, exist_ok=True)
-        student = student_copy(nbformat.read(path, as_version=4))
+        try:
+            student = student_copy(nbformat.read(path, as_version=4))
+        except ValueError as error:  # a broken solution block: name the notebook, write nothing more
+            raise SystemExit(f"student_notebooks.py: {path.relative_to(root)}: {error}") from None
         write_atomically(target, lambda tmp, nb=student: nbformat.write(nb, tmp))
         written.append(target)
     return written

@@ -42,9 +42,8 @@ if importlib.util.find_spec("srlib") is None:  # running from a checkout without
 
 from srlib.data import PatchDataset, sample_images  # noqa: E402
 from srlib.files import write_atomically  # noqa: E402
-from srlib.models import build, count_parameters, spec  # noqa: E402
-from srlib.profile import count_macs  # noqa: E402
-from srlib.reference import RECIPES, WEIGHTS_DIR, load_reference, reference_info  # noqa: E402
+from srlib.models import build, spec  # noqa: E402
+from srlib.reference import RECIPES, WEIGHTS_DIR, reference_info, training_costs  # noqa: E402
 from srlib.train import fit  # noqa: E402
 
 SCALE = 4
@@ -99,15 +98,15 @@ def measure(names: list[str], steps: int) -> None:
 
 def ranking(names: list[str]) -> list[dict]:
     """One row per x4 reference (recorded provenance and figures, counted parameters and MACs), best first."""
+    costs = training_costs(names, output_size=OUTPUT_SIDE)  # parameters and MACs, each model loaded once
     rows = []
     for name in names:
-        info, model = reference_info(name), load_reference(name)
+        info, cost = reference_info(name), costs[name]
         recipe = info["recipe"]
-        side = OUTPUT_SIDE if model.input_kind == "upsampled" else OUTPUT_SIDE // SCALE
         set5, held_out = info["measured"].get("Set5"), info["measured"]["embedded"]
         rows.append(dict(
-            name=name, paper=info["paper"], size=recipe["size"], parameters=count_parameters(model),
-            macs_256=count_macs(model, (1, model.in_channels, side, side)),
+            name=name, paper=info["paper"], size=recipe["size"], parameters=cost.parameters,
+            macs_256=round(cost.macs_per_pixel * OUTPUT_SIDE**2),
             steps=recipe["steps"], batch_size=recipe["batch_size"], patch_size=recipe["patch_size"], lr=recipe["lr"],
             scales=recipe.get("scales"), seconds=info["seconds"], threads=info["threads"], commit=info["commit"],
             set5_psnr=set5["psnr"] if set5 else None, set5_ssim=set5["ssim"] if set5 else None,

@@ -1,21 +1,15 @@
 """The stored equal-compute ranking is the one the shipped x4 references give."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from srlib.reference import RECIPES, WEIGHTS_DIR
-
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "equal_compute.py"
 
 
 @pytest.fixture(scope="module")
 def equal_compute():
-    spec = importlib.util.spec_from_file_location("equal_compute", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/equal_compute.py")
 
 
 def test_every_x4_recipe_has_the_same_planned_budget_and_data_shape(equal_compute):

@@ -1,20 +1,17 @@
 """The printable book: scripts/build_pdf.py prints the whole book to PDF offline (headless Chromium)."""
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def build_pdf():
-    spec = importlib.util.spec_from_file_location("build_pdf", ROOT / "scripts" / "build_pdf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/build_pdf.py")
 
 
 def test_without_chromium_the_build_says_what_to_install(build_pdf, monkeypatch, tmp_path):

@@ -1,20 +1,17 @@
 """The students' copies: every notebook, its exercises kept, no solution, no output, code unchanged."""
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def students():
-    spec = importlib.util.spec_from_file_location("student_notebooks", ROOT / "scripts" / "student_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/student_notebooks.py")
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .color import quantize
 from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
-from .metrics import mod_crop, sr_metrics
+from .metrics import measure, mod_crop, quantize_measured, to_y
 
 __all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "protocol_images", "upscale_image"]
 
@@ -43,13 +45,20 @@ def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = 
     ``chop`` runs the network tile by tile (``True`` or a tile size in LR pixels) for images
     too large for memory; ``self_ensemble`` averages the 8 flips/rotations ("+" models).
     """
+    if upsampled is None:
+        upsampled, _ = model_convention(model)
+    return _forward(model, network_input(lr.double(), scale, upsampled), scale, upsampled, chop, self_ensemble)
+
+
+@torch.no_grad()
+def _forward(model, x: torch.Tensor, scale: int, upsampled: bool, chop: bool | int = False,
+             self_ensemble: bool = False) -> torch.Tensor:
+    """:func:`super_resolve` on the network's input ``x`` itself (float64, made by :func:`network_input`)."""
     from .inference import chop_forward
     from .inference import self_ensemble as ensemble
 
-    if upsampled is None:
-        upsampled, _ = model_convention(model)
     device = next(model.parameters()).device
-    x = network_input(lr.double(), scale, upsampled).float().to(device)
+    x = x.float().to(device)
     was_training = model.training
     model.eval()
     try:
@@ -63,6 +72,23 @@ def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = 
     finally:
         model.train(was_training)
     return out.double().cpu()
+
+
+@contextmanager
+def _one_thread():
+    """Run the protocol's own arithmetic (resizing, PSNR, SSIM) on one thread, then restore torch's setting.
+
+    These are many short passes over memory, and with two threads each of them waits until
+    both threads are scheduled. On two cores shared with other work (load average 4 to 6), two
+    threads made a bicubic evaluation 7 to 40 times slower than one thread
+    (``benchmarks/evaluate.py``). The network's forward pass keeps torch's thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _mean_psnr(values: list[float], what: str) -> float:
@@ -167,12 +193,17 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     items = images.items()
     if progress:
         from .progress import progress_bar
-        items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
+        items = progress_bar(iterable=items, desc=f"evaluate x{scale}", unit="image", leave=False)
     for name, img in items:
         hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled, channels,
                                     chop, self_ensemble)
-        b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
-        m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else sr_metrics(sr, hr, scale)
+        # What sr_metrics does, with each step done once per image: the HR image comes from 8-bit
+        # pixels (already on the 8-bit grid and in range) and is converted to Y once for both
+        # columns; bicubic output is finite by construction; only the network's output is checked.
+        with _one_thread():
+            hr = to_y(hr)
+            b_psnr, b_ssim = measure(to_y(quantize(bicubic)), hr, scale)
+            m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else measure(to_y(quantize_measured(sr)), hr, scale)
         result.names.append(name)
         result.bicubic_psnr.append(b_psnr.item())
         result.bicubic_ssim.append(b_ssim.item())
@@ -184,11 +215,15 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
 def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
               chop: bool | int = False, self_ensemble: bool = False):
     """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
-    hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
-    lr = degrade(hr, scale, degradation)
-    sr = None if model is None else super_resolve(model, lr, scale, upsampled=upsampled, chop=chop,
-                                                  self_ensemble=self_ensemble)
-    return hr, upsample_bicubic(lr, scale), sr
+    with _one_thread():
+        hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
+        lr = degrade(hr, scale, degradation)
+        bicubic = upsample_bicubic(lr, scale)  # the baseline, and a pre-upsampling network's input: made once
+    if model is not None and upsampled is None:
+        upsampled, _ = model_convention(model)
+    sr = None if model is None else _forward(model, bicubic if upsampled else lr, scale, upsampled, chop,
+                                             self_ensemble)
+    return hr, bicubic, sr
 
 
 def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = None, degradation: str = "bicubic",
@@ -199,8 +234,6 @@ def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = N
     each ``(1, C, H, W)`` on the model's channels: the Y channel for a Y model. Shown with
     :func:`srlib.plots.compare` (``scale=scale``), their PSNR is exactly the one in the tables.
     """
-    from .color import quantize
-
     conv_up, conv_ch = model_convention(model)
     upsampled = conv_up if upsampled is None else upsampled
     hr, bicubic, sr = _protocol(model, img, scale, degradation, upsampled, channels or conv_ch)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from .color import quantize
 from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
+from .device import one_thread
 from .metrics import measure, mod_crop, quantize_measured, to_y
 
 __all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "protocol_images", "upscale_image"]
@@ -72,23 +72,6 @@ def _forward(model, x: torch.Tensor, scale: int, upsampled: bool, chop: bool | i
     finally:
         model.train(was_training)
     return out.double().cpu()
-
-
-@contextmanager
-def _one_thread():
-    """Run the protocol's own arithmetic (resizing, PSNR, SSIM) on one thread, then restore torch's setting.
-
-    These are many short passes over memory, and with two threads each of them waits until
-    both threads are scheduled. On two cores shared with other work (load average 4 to 6), two
-    threads made a bicubic evaluation 7 to 40 times slower than one thread
-    (``benchmarks/evaluate.py``). The network's forward pass keeps torch's thread count.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _mean_psnr(values: list[float], what: str) -> float:
@@ -200,7 +183,7 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
         # What sr_metrics does, with each step done once per image: the HR image comes from 8-bit
         # pixels (already on the 8-bit grid and in range) and is converted to Y once for both
         # columns; bicubic output is finite by construction; only the network's output is checked.
-        with _one_thread():
+        with one_thread():
             hr = to_y(hr)
             b_psnr, b_ssim = measure(to_y(quantize(bicubic)), hr, scale)
             m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else measure(to_y(quantize_measured(sr)), hr, scale)
@@ -215,7 +198,7 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
 def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
               chop: bool | int = False, self_ensemble: bool = False):
     """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
-    with _one_thread():
+    with one_thread():
         hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
         lr = degrade(hr, scale, degradation)
         bicubic = upsample_bicubic(lr, scale)  # the baseline, and a pre-upsampling network's input: made once

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .color import check_unit_range, quantize, rgb_to_y
+from .device import one_thread
 
 __all__ = ["mod_crop", "crop_border", "psnr", "ssim", "ssim_map", "sr_metrics", "to_y", "gaussian_window"]
 
@@ -133,14 +134,15 @@ def _ssim_map(sr: torch.Tensor, hr: torch.Tensor, border: int) -> torch.Tensor:
     # images on a CPU), and each band's result is exactly what the whole image would give.
     band = max(8, 32768 // (n * c * w))
     bands = []
-    for top in range(0, h - 10, band):
-        x, y = sr[..., top: top + band + 10, :] * 255, hr[..., top: top + band + 10, :] * 255
-        # The five local statistics are filtered in one batch.
-        mu_x, mu_y, xx, yy, xy = _gaussian_valid(torch.stack([x, y, x * x, y * y, x * y]))
-        mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x.square(), mu_y.square()
-        numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
-        denominator = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
-        bands.append(numerator / denominator)
+    with one_thread():  # dozens of short passes per band: see srlib.device.one_thread
+        for top in range(0, h - 10, band):
+            x, y = sr[..., top: top + band + 10, :] * 255, hr[..., top: top + band + 10, :] * 255
+            # The five local statistics are filtered in one batch.
+            mu_x, mu_y, xx, yy, xy = _gaussian_valid(torch.stack([x, y, x * x, y * y, x * y]))
+            mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x.square(), mu_y.square()
+            numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
+            denominator = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
+            bands.append(numerator / denominator)
     return torch.cat(bands, dim=-2)
 
 

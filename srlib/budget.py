@@ -9,6 +9,12 @@ CPU" to "the schedule of the paper". The reader picks one with the environment v
     history = fit(model, data, **budget.fit_kwargs())
 
 and shows the three side by side with :func:`budget_table`.
+
+``SRLIB_MAX_STEPS=N`` caps every training at N steps and keeps everything else of the budget
+(network, data, patch sizes, evaluations): a smoke test of the whole notebook at any budget in
+minutes. A capped run is an interrupted one, not a shorter one: its schedule is the budget's, and
+what it reaches says nothing about the budget's results, so the notebooks check only what does not
+depend on training when it is set (:attr:`Budget.capped`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable"]
+__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable", "step_cap"]
 
 BUDGET_NAMES = ("quick", "gpu", "paper")
 
@@ -58,6 +64,22 @@ class Budget:
     meant_for: str
     extra: dict = field(default_factory=dict, hash=False)
 
+    @property
+    def capped(self) -> bool:
+        """Whether ``SRLIB_MAX_STEPS`` stops this budget's trainings early (a smoke test)."""
+        cap = step_cap()
+        return cap is not None and cap < self.steps
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the notebook's calibrated checks apply: they were measured at the quick budget, in full."""
+        return self.name == "quick" and not self.capped
+
+    @property
+    def label(self) -> str:
+        """How figures and tables name a run of this budget, e.g. "quick, 300 steps"."""
+        return f"{self.name}, {self.steps:,} steps" + (f" (capped at {step_cap():,})" if self.capped else "")
+
     def fit_kwargs(self) -> dict:
         """The keyword arguments of :func:`srlib.train.fit` this budget decides."""
         return dict(steps=self.steps, batch_size=self.batch_size, eval_every=self.eval_every,
@@ -83,6 +105,21 @@ DEFAULT_BUDGETS = {
                     patch_size=96, eval_every=5_000, checkpoint_every=5_000, amp=False,
                     num_workers=4, meant_for="the paper's schedule: hours to days on a GPU"),
 }
+
+
+def step_cap() -> int | None:
+    """``$SRLIB_MAX_STEPS`` as a number of steps, or None when it is not set."""
+    text = os.environ.get("SRLIB_MAX_STEPS", "").strip()
+    if not text:
+        return None
+    try:
+        cap = int(text.replace("_", ""))
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"SRLIB_MAX_STEPS={text!r} is not a positive whole number of steps; "
+                         "set it to e.g. 2, or unset it to train in full")
+    return cap
 
 
 def budget() -> str:
@@ -127,7 +164,12 @@ def get_budget(name: str | None = None, **per_budget: dict) -> Budget:
         name = budget()
     elif name not in BUDGET_NAMES:
         raise ValueError(f"{name!r} is not a budget; valid values are {', '.join(BUDGET_NAMES)}")
-    return all_budgets(**per_budget)[name]
+    chosen = all_budgets(**per_budget)[name]
+    cap = step_cap()
+    if cap is not None:
+        print(f"SRLIB_MAX_STEPS={cap}: every training stops after {cap:,} steps (budget {name}: {chosen.steps:,}); "
+              "checks that depend on training are skipped.")
+    return chosen
 
 
 class BudgetTable:

@@ -150,7 +150,10 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     pre-upsampled input; for other modules pass ``upsampled`` and ``channels``.
 
     Grayscale images are their own Y channel, as in the papers' MATLAB code; converting them
-    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB.
+    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB. An RGB
+    model gets the gray image in all three channels, and the mean of its three output channels is
+    measured against it: the same HR and bicubic images as for a Y model, so one bicubic figure
+    serves both.
     """
     bicubic_only = model is None or (isinstance(model, str) and model == "bicubic")
     if isinstance(model, str) and not bicubic_only:
@@ -184,10 +187,14 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
 def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
               chop: bool | int = False, self_ensemble: bool = False):
     """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
-    hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
+    gray_for_rgb = img.ndim == 2 and channels == "rgb"  # measured as its own Y (see evaluate)
+    hr = to_tensor(mod_crop(img, scale), "y" if gray_for_rgb else channels, dtype=torch.float64)
     lr = degrade(hr, scale, degradation)
-    sr = None if model is None else super_resolve(model, lr, scale, upsampled=upsampled, chop=chop,
-                                                  self_ensemble=self_ensemble)
+    sr = None
+    if model is not None:
+        sr = super_resolve(model, lr.repeat(1, 3, 1, 1) if gray_for_rgb else lr, scale, upsampled=upsampled,
+                           chop=chop, self_ensemble=self_ensemble)
+        sr = sr.mean(dim=1, keepdim=True) if gray_for_rgb else sr
     return hr, upsample_bicubic(lr, scale), sr
 
 

@@ -23,6 +23,9 @@ checkpoint exists. The arguments of ``fit``:
   steps (default steps // 10), at the end and on Ctrl-C; with ``resume``, continued if it exists.
 * ``device``: see :func:`srlib.device.pick_device`; ``seed`` seeds every generator and the data
   order; ``progress`` shows a bar labelled ``desc`` (default: the model's name).
+* ``SRLIB_MAX_STEPS`` (environment): stops every run after that many steps, as an interruption
+  would (validated and saved there; the schedule stays that of ``steps``): a smoke test of a
+  notebook's whole path at any budget. :func:`train_or_load` treats a checkpoint that far as done.
 * ``num_workers``: DataLoader workers. With 0 a resumed run reproduces an uninterrupted one
   exactly; with workers, augmentation drawing from the global generators restarts its stream on
   resume (datasets whose item ``i`` depends on ``i`` alone, like PatchDataset, stay exact).
@@ -51,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from .budget import step_cap
 from .checkpoint import check_same_model, load_checkpoint, model_identity, model_label, save_checkpoint, set_rng_states
 from .device import pick_device, seed_everything
 from .distributed import World, join
@@ -104,14 +108,14 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
                    facts=dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts), world=world)
     progress = progress and world.main  # one bar and one set of messages
     history, step = books.resume(progress) if resume else (History(), 0)
-    if step < steps:
+    if step < books.stop:
         batches = _batches(data, batch_size, seed, step, num_workers, world)
         bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
                            leave=True, disable=not progress)
         consistent = True  # weights, step and history agree: safe to save
         try:
             with DeferInterrupt() as interrupt:
-                while step < steps:
+                while step < books.stop:
                     consistent = False
                     loss, rate = update(next(batches), done=step)
                     step += 1
@@ -155,7 +159,7 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
                 raise
             os.remove(path)  # another model's checkpoint, replaced as asked
         else:
-            if ckpt["step"] >= (steps or 0):
+            if ckpt["step"] >= min(steps or 0, step_cap() or math.inf):  # a capped run stops there
                 model.load_state_dict(ckpt["model_state"])
                 history = History.from_dict(ckpt["history"])
                 name, _, scale = model_identity(model)
@@ -263,6 +267,7 @@ class _Books:
     def __init__(self, update: _Update, validate: Callable | None, eval_every: int | None,
                  path: str | os.PathLike | None, checkpoint_every: int | None, facts: dict, world: World):
         self.update, self.model, self.steps, self.validate = update, update.model, update.steps, validate
+        self.stop = min(self.steps, step_cap() or self.steps)  # SRLIB_MAX_STEPS ends the run early
         self.world = world  # rank 0 validates, reads and writes; the others get what they need from it
         every = max(1, self.steps // 10)  # by default, ten times a run
         self.eval_every, self.checkpoint_every = eval_every or every, checkpoint_every or every
@@ -271,7 +276,7 @@ class _Books:
         self.saved_step, self.started = 0, time.perf_counter()
 
     def due(self, step: int, every: int) -> bool:
-        return step % every == 0 or step == self.steps  # the last step always counts
+        return step % every == 0 or step in (self.steps, self.stop)  # the last step always counts
 
     def validate_if_due(self, history: History, step: int) -> bool:
         """Validate at ``step`` (eval mode, no gradients) if due and not done yet; say whether it ran."""
@@ -346,8 +351,8 @@ def _cut_ahead(data, order: Iterator[list[int]], batch_size: int) -> Iterator[tu
     """Batches from the dataset's ``batch(indices)``, about 128 patches per call: each training step
     evicts the cutting code from the caches, so coming back to it less often saves most of its cost."""
     ahead = 1 if getattr(data, "one_scale_per_call", False) else max(1, 128 // batch_size)
-    while True:
-        tensors = data.batch([i for _ in range(ahead) for i in next(order)])
+    while True:  # one batch at a time is passed on as it is: it may carry the whole step's first index
+        tensors = data.batch(next(order) if ahead == 1 else [i for _ in range(ahead) for i in next(order)])
         yield from zip(*(t.split(batch_size) for t in tensors))
 
 

@@ -463,13 +463,13 @@ def draw_drcn(path: Path) -> None:
     items = [
         image("lr", "LR", "1 × H × W", size=1.2),
         block("upsampling", "bicubic\n× r", shape="not learned", fixed=True),
-        image("bicubic", "x", "1 × rH × rW"),
-        block("feature", "embedding f₁", ["2 × (conv 3×3, n, ReLU)"], shape="H₀: n × rH × rW"),
-        block("mapping", "inference f₂", ["conv 3×3, n, ReLU", "one layer, D times"], shape="H_d, d = 1..D",
+        image("bicubic", "I↑", "1 × rH × rW"),
+        block("feature", "embedding f_emb", ["2 × (conv 3×3, n, ReLU)"], shape="H₀: n × rH × rW"),
+        block("mapping", "inference f_inf", ["conv 3×3, n, ReLU", "one layer, D times"], shape="H_d, d = 1..D",
               stack=2),
-        block("reconstruction", "reconstruction f₃", ["conv 3×3, n, ReLU", "conv 3×3, 1; + x"],
-              shape="y_d, after every d", stack=2),
-        block("reconstruction", "ensemble", ["y = Σ w_d y_d", "D learned weights"], shape="1 × rH × rW"),
+        block("reconstruction", "reconstruction f_rec", ["conv 3×3, n, ReLU", "conv 3×3, 1; + I↑"],
+              shape="SR_d, after every d", stack=2),
+        block("reconstruction", "ensemble", ["SR = Σ w_d SR_d", "D learned weights"], shape="1 × rH × rW"),
         image("hr", "SR", "1 × rH × rW"),
     ]
     width = pipeline_width(items) + 0.3
@@ -479,9 +479,9 @@ def draw_drcn(path: Path) -> None:
     c.brace(spans[3][0], spans[6][1], yc + HR_H / 2 + 0.45,
             "DRCN (D = 16, n = 256): 1.77M parameters, receptive field 41 × 41; every layer at high resolution")
 
-    # The recursion unfolded: H_0 -> H_1 -> ... -> H_D, each H_d reconstructed by the same f3.
+    # The recursion unfolded: H_0 -> H_1 -> ... -> H_D, each H_d reconstructed by the same f_rec.
     c.rule(12.0)
-    c.text(0.3, 11.35, "Unfolded: the same convolution W, b at every step; the same f₃ after every step",
+    c.text(0.3, 11.35, "Unfolded: the same convolution W, b at every step; the same f_rec after every step",
            size=FS_TITLE, color=TEXT, fontweight="bold", va="center")
     labels = ["H₀", "H₁", "H₂", "H₃", "…", "H_D"]
     hw, hh = 2.4, 1.4
@@ -495,10 +495,10 @@ def draw_drcn(path: Path) -> None:
             continue
         c.draw_block(x, hy, hw, block("mapping" if i else "feature", lab, h=hh))
         if i:
-            c.draw_block(x, ry, hw, block("reconstruction", "f₃ + x", h=1.6))
+            c.draw_block(x, ry, hw, block("reconstruction", "f_rec + I↑", h=1.6))
             c.connect((x + hw / 2, hy - hh / 2), (x + hw / 2, ry + 0.8))
             c.connect((x + hw / 2, ry - 0.8), (x + hw / 2, yy + 0.45))
-            name = "y_D" if lab == "H_D" else f"y{'₁₂₃'[i - 1]}"
+            name = "SR_D" if lab == "H_D" else f"SR{'₁₂₃'[i - 1]}"
             weight = "w_D" if lab == "H_D" else f"w{'₁₂₃'[i - 1]}"
             c.text(x + hw / 2, yy, f"{name}  ×  {weight}", size=FS_TITLE, color=TEXT, ha="center", va="center")
     for i in range(len(cols) - 1):
@@ -510,15 +510,16 @@ def draw_drcn(path: Path) -> None:
         if labels[i + 1] != "…":
             c.text((x0 + x1) / 2, hy + 0.35, "W, b", ha="center", va="bottom")
     # All weighted predictions add up to the output.
-    c.draw_block(total_x, yy, total_w, block("reconstruction", "Σ = y", h=1.2))
+    c.draw_block(total_x, yy, total_w, block("reconstruction", "Σ = SR", h=1.2))
     bus = yy - 1.0
     for i, lab in enumerate(labels[1:], start=1):
         if lab != "…":
             c.ax.plot([cols[i] + hw / 2] * 2, [yy - 0.4, bus], color=TEXT, linewidth=1.3)
     c.ax.plot([cols[1] + hw / 2, total_x + total_w / 2], [bus, bus], color=TEXT, linewidth=1.3)
     c.connect((total_x + total_w / 2, bus), (total_x + total_w / 2, yy - 0.6))
-    note = ("Recursive supervision: every y_d is compared with the target (weight α, high at first),\n"
-            "and so is the ensemble y (weight 1 − α). Skip connection: f₃ predicts a correction, x is added.")
+    note = ("Recursive supervision: every prediction SR_d (the text's I^SR_d) is compared with the target (weight α, "
+            "high at first),\nand so is the ensemble SR (weight 1 − α). Skip connection: f_rec predicts a correction, "
+            "I↑ is added.")
     c.text(0.3, 2.2, note, va="top", linespacing=1.5)
     c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.15)
     c.save(path)
@@ -527,7 +528,7 @@ def draw_drcn(path: Path) -> None:
 def draw_drrn(path: Path) -> None:
     items = [
         image("bicubic", "interpolated", "1 × rH × rW"),
-        block("feature", "BN-ReLU-\nconv 3×3, n", ["H₀ = f_in(x)"], shape="n × rH × rW"),
+        block("feature", "BN-ReLU-\nconv 3×3, n", ["H₀ = f_in(I↑)"], shape="n × rH × rW"),
         block("mapping", "BN-ReLU-conv 3×3, n", ["BN-ReLU-conv 3×3, n", "+ H₀", "unit u = 1 … U"],
               shape="n × rH × rW", stack=2),
         block("reconstruction", "BN-ReLU-\nconv 3×3, 1", ["residual image"], shape="1 × rH × rW"),
@@ -553,7 +554,7 @@ def draw_drrn(path: Path) -> None:
     c.text((spans[1][0] + spans[2][1]) / 2, y_under - 0.15,
            "one recursive block; the two convolutions are shared by all U units; B blocks stacked",
            ha="center", va="top", style="italic", color=MUTED)
-    c.text(0.3, 2.3, "Unit u computes Hᵤ = G(Hᵤ₋₁) + H₀ (multi-path); ResNet's chain would add Hᵤ₋₁ instead of H₀.\n"
+    c.text(0.3, 2.3, "Unit u computes Hᵤ = F(Hᵤ₋₁, W) + H₀ (multi-path); ResNet's chain would add Hᵤ₋₁ instead of H₀.\n"
            "Depth L = (1 + 2U)·B + 1: B1U9 has 20 layers, B1U25 52, both 297K parameters at n = 128 "
            "(the recursions share weights, not computation).", va="top", linespacing=1.5)
     c.legend(["feature", "mapping", "reconstruction"], 0.3)

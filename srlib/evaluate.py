@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import ledger
 from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
 from .metrics import mod_crop, sr_metrics
@@ -171,16 +172,19 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     if progress:
         from .progress import progress_bar
         items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
-    for name, img in items:
-        hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled, channels,
-                                    chop, self_ensemble)
-        b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
-        m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else sr_metrics(sr, hr, scale)
-        result.names.append(name)
-        result.bicubic_psnr.append(b_psnr.item())
-        result.bicubic_ssim.append(b_ssim.item())
-        result.psnr.append(m_psnr.item())
-        result.ssim.append(m_ssim.item())
+    with ledger.measuring(None if bicubic_only else model) as counted:  # SRLIB_COST_LEDGER
+        for name, img in items:
+            hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled,
+                                        channels, chop, self_ensemble)
+            b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
+            m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else sr_metrics(sr, hr, scale)
+            result.names.append(name)
+            result.bicubic_psnr.append(b_psnr.item())
+            result.bicubic_ssim.append(b_ssim.item())
+            result.psnr.append(m_psnr.item())
+            result.ssim.append(m_ssim.item())
+    if ledger.active() and counted.outermost and not bicubic_only:
+        ledger.record(kind="evaluate", model=result.label, images=len(images), macs=counted.macs)
     return result
 
 

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from . import ledger
 from .budget import step_cap
 from .checkpoint import check_same_model, load_checkpoint, model_identity, model_label, save_checkpoint, set_rng_states
 from .device import pick_device, seed_everything
@@ -108,6 +109,7 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
                    facts=dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts), world=world)
     progress = progress and world.main  # one bar and one set of messages
     history, step = books.resume(progress) if resume else (History(), 0)
+    start, step_macs = step, None
     if step < books.stop:
         batches = _batches(data, batch_size, seed, step, num_workers, world)
         bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
@@ -117,7 +119,9 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
             with DeferInterrupt() as interrupt:
                 while step < books.stop:
                     consistent = False
-                    loss, rate = update(next(batches), done=step)
+                    with ledger.measuring(model if step == start else None) as counted:  # SRLIB_COST_LEDGER
+                        loss, rate = update(next(batches), done=step)
+                    step_macs = counted.macs if step == start else step_macs
                     step += 1
                     history.record(step, world.mean(loss), rate)  # over the processes, if several
                     consistent = True
@@ -133,6 +137,9 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
         finally:
             bar.close()
             del batches  # shuts down worker processes, if any
+        if ledger.active() and world.main:  # what the whole run costs, however early it stopped
+            ledger.record(kind="train", model=model_identity(model)[0], steps=steps - start, step_macs=step_macs,
+                          validations=books.validations(start), validation_macs=books.validation_macs)
     model.eval()
     return history
 
@@ -274,6 +281,13 @@ class _Books:
         self.path = os.fspath(path) if path is not None else None
         self.facts = dict(update.facts, **facts)
         self.saved_step, self.started = 0, time.perf_counter()
+        self.validation_macs = 0  # of one validation, counted if SRLIB_COST_LEDGER is set
+
+    def validations(self, start: int) -> int:
+        """How many validations a run from step ``start`` to ``self.steps`` makes."""
+        if not self.validate:
+            return 0
+        return self.steps // self.eval_every - start // self.eval_every + (self.steps % self.eval_every > 0)
 
     def due(self, step: int, every: int) -> bool:
         return step % every == 0 or step in (self.steps, self.stop)  # the last step always counts
@@ -284,8 +298,9 @@ class _Books:
             return False
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ledger.measuring(self.model) as counted:
                 history.val.append((step, self.world.from_main(lambda: float(self.validate(self.model)))))
+            self.validation_macs = self.validation_macs or counted.macs
         finally:
             self.model.train()
         return True

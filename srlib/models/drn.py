@@ -84,7 +84,7 @@ def close_loop(model: DRN, lr: torch.Tensor) -> torch.Tensor:
 
 
 def unpaired_loss(model: DRN, lr: torch.Tensor) -> torch.Tensor:
-    """The only loss an LR image without its HR partner gives: L1 of ``D(P(x))`` against ``x``."""
+    """The closed-loop loss of an LR image without its HR partner: L1 of ``D(P(x))`` against ``x``."""
     return F.l1_loss(close_loop(model, lr), lr)
 
 

@@ -27,7 +27,10 @@ STORED = json.loads(COSTS_FILE.read_text(encoding="utf-8"))
 @pytest.mark.parametrize("notebook", budgets.LABS, ids=budgets.lab_name)
 def test_every_budget_runs_to_the_last_cell_and_costs_what_its_table_says(notebook, budget):
     row = budgets.costs(budgets.run_lab(notebook, budget), STORED["tflops"], STORED["step_ms"])
-    assert row["trainings"] > 0
-    assert row == STORED["labs"][budgets.lab_name(notebook)][budget], "run `python benchmarks/budgets.py --write`"
+    stored = STORED["labs"][budgets.lab_name(notebook)][budget]
+    assert row["trainings"] == stored["trainings"] > 0
+    # Counts are exact, but the FSRCNN lab gives SRCNN the steps that fit FSRCNN's time on this machine.
+    for key in ("train_macs", "eval_macs", "steps", "t4_minutes"):
+        assert row[key] == pytest.approx(stored[key], rel=0.25), (key, "run `python benchmarks/budgets.py --write`")
     if budget == "gpu":
         assert row["t4_minutes"] <= 15, f"{budgets.lab_name(notebook)}: {row['t4_minutes']} T4 minutes at gpu"

@@ -201,7 +201,7 @@ def test_damaged_checkpoint_is_refused_not_continued(capsys, checkpoint):
     damaged = flip_weight_byte(checkpoint)
     code, _, err = run(capsys, *RESUME, "--out", checkpoint)
     assert code == 1
-    one_error_line(err, "do not match their checksum")
+    one_error_line(err, "does not match its checksum")
     assert checkpoint.read_bytes() == damaged
 
 
@@ -283,7 +283,7 @@ def test_upscale_with_a_damaged_checkpoint(capsys, checkpoint, tmp_path):
     damaged = flip_weight_byte(checkpoint)
     code, _, err = run(capsys, "upscale", checkpoint, photo(tmp_path / "p.png"), "--out-dir", tmp_path / "out")
     assert code == 1
-    one_error_line(err, "do not match their checksum")
+    one_error_line(err, "does not match its checksum")
     assert checkpoint.read_bytes() == damaged and not (tmp_path / "out").exists()
 
 

@@ -214,9 +214,10 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
             os.makedirs(directory, exist_ok=True)
         write_atomically(path, write)
     except (OSError, RuntimeError) as error:  # RuntimeError: torch's zip writer reports a failed write so
-        raise OSError(getattr(error, "errno", None),
-                      f"could not write checkpoint {path!r} ({_write_failure(error)}); the previous checkpoint, "
-                      "if any, is unchanged: free some disk space or save to another path") from None
+        failure = OSError(f"could not write checkpoint {path!r} ({_write_failure(error)}); the previous checkpoint, "
+                          "if any, is unchanged: free some disk space or save to another path")
+        failure.errno = getattr(error, "errno", None)
+        raise failure from None
 
 
 def _write_failure(error: BaseException) -> str:
@@ -228,8 +229,9 @@ def _write_failure(error: BaseException) -> str:
         return "the file is larger than this system allows"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    if "write" in str(error).lower():  # torch.save: "PytorchStreamWriter failed writing file ..."
-        return "writing failed, most likely because the disk is full"
+    text = str(error)
+    if any(mark in text for mark in ("PytorchStreamWriter", "inline_container", "unexpected pos", "write")):
+        return "writing failed, most likely because the disk is full"  # torch.save's zip writer, in its words
     return " ".join(str(error).split())[:200] or type(error).__name__
 
 

@@ -226,9 +226,10 @@ def cmd_train(args) -> int:
                           checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device,
                           seed=args.seed, progress=not args.no_progress)
         except KeyboardInterrupt as stop:
+            when = f"{stop}; " if str(stop) else ""
             if out.exists():
-                raise KeyboardInterrupt(f"{stop}; {out} holds the run: the same command continues it") from None
-            raise KeyboardInterrupt(f"{stop}; stopped before the first step, nothing was saved") from None
+                raise KeyboardInterrupt(f"{when}{out} holds the run: the same command continues it") from None
+            raise KeyboardInterrupt(f"{when}stopped before the first step, nothing was saved") from None
         finally:
             leave()  # the process group fit joined under torchrun
     if world.main:

@@ -122,6 +122,14 @@ def check_same_settings(recorded: dict, settings: dict, path: str | os.PathLike)
                          "or start a new run in another checkpoint file")
 
 
+def _check_data_scale(model: torch.nn.Module, facts: dict) -> None:
+    """Refuse data cut for other scales than the model's, before a shape mismatch deep in the loss."""
+    scale, scales = getattr(model, "scale", None), facts.get("data_scales")
+    if scale is not None and scales and int(scale) not in scales:
+        raise ValueError(f"the training data are made for x{', x'.join(map(str, scales))} but the model is "
+                         f"x{scale}; build the PatchDataset with scale={scale}, or the model for the data's scale")
+
+
 def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
     """Default loss: mean squared error of ``model(net_input)`` against the batch's last element."""
     return F.mse_loss(model(net_input), rest[-1])  # the last: fits pairs and (input, lr, hr) triples
@@ -143,6 +151,7 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
                      clip_mode=clip_mode, amp=amp)
     seed_everything(seed)
     facts = dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts, **data_facts(data))
+    _check_data_scale(model, facts)
     books = _Books(update, validate, eval_every, checkpoint, checkpoint_every, facts=facts, world=world)
     progress = progress and world.main  # one bar and one set of messages
     with checkpoint_lock(checkpoint) if checkpoint is not None and world.main else contextlib.nullcontext():

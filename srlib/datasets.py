@@ -33,10 +33,12 @@ import os
 import posixpath
 import re
 import shutil
+import signal
 import stat
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.parse
 import zipfile
@@ -269,7 +271,7 @@ class _ResumingDownloader:
         self.size = self.started = self.stalled = None
         self.received = offset
         try:
-            with open(self.part, "ab") as out:
+            with open(self.part, "ab") as out, _answer_deadline(self):
                 hooks = {"response": lambda response, **_: self._start(response, out, offset, url)}
                 pooch.HTTPDownloader(progressbar=self.progress, chunk_size=CHUNK_SIZE, headers=headers,
                                      timeout=self.timeout, hooks=hooks)(url, _Capped(out, self, url), pooch_instance)
@@ -281,7 +283,7 @@ class _ResumingDownloader:
                 self._discard()
                 return self(url, output_file, pooch_instance)
             raise DownloadError(f"{url}: HTTP error {exc.response.status_code} ({exc.response.reason})") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, TimeoutError) as exc:  # TimeoutError: the deadline, between two reads
             if self.stalled:
                 kept = self.part.stat().st_size if self.part.exists() else 0
                 again = (f"the {kept:,} bytes received are kept: run the same command again to resume" if kept
@@ -320,7 +322,7 @@ class _ResumingDownloader:
         if self.size is not None and self.max_bytes is not None and self.size > self.max_bytes:
             response.close()
             raise self.too_large(url, announced=self.size)
-        self.started = True
+        self.started = True  # from here on, _StallGuard watches the body
         _watch_for_stalls(response, self)
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
         self.meta.write_text(json.dumps({"url": url, "etag": validator}))
@@ -333,6 +335,33 @@ class _ResumingDownloader:
         size = f"is {announced:,} bytes," if announced is not None else "sent"
         return DownloadError(f"{url} {size} more than the {self.max_bytes:,} bytes expected for this {self.what}; "
                              "stopped and removed it (the link may now point to another file)")
+
+
+@contextlib.contextmanager
+def _answer_deadline(downloader: _ResumingDownloader):
+    """Give up when the server's answer (status line and headers) is not complete after ``timeout``.
+
+    Like the body, the headers can trickle in a byte at a time, each byte arriving before the
+    socket's timeout. An interval timer interrupts the wait for them; once the body has started,
+    it does nothing. Signals work in the main thread only, and the timer is left alone when
+    someone else has set it: there the socket timeout is the only limit."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        if not downloader.started:
+            downloader.stalled = f"the server's answer was not complete after {downloader.timeout:g} s"
+            raise TimeoutError(downloader.stalled)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, downloader.timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _watch_for_stalls(response, downloader: _ResumingDownloader) -> None:

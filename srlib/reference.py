@@ -369,6 +369,9 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     if seed is not None and seed != RECIPES[name].seed and (out_dir is None or Path(out_dir).resolve() == WEIGHTS_DIR):
         raise ValueError(f"a run of {name} with seed {seed} is not the reference: give it another out_dir")
     out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # found now, not after the training
+        raise FileExistsError(f"--out-dir {out}: {blocker} is a file, not a folder; choose another --out-dir")
     if (out / f"{name}.safetensors").exists() and not overwrite:
         raise FileExistsError(f"{out / f'{name}.safetensors'} exists already; give --overwrite (overwrite=True) to "
                               "replace it and its provenance, or --out-dir for another folder")

@@ -311,3 +311,58 @@ def test_a_root_that_is_a_file_is_one_line(tmp_path, capsys, under):
     assert blocker.read_bytes() == b"my notes"
     with pytest.raises(dl.DownloadError, match="is a file, not a folder"):
         dl.download("Set5", root, **QUIET)
+
+
+class _TrickleAll(http.server.BaseHTTPRequestHandler):
+    """Sends its whole answer, status line and headers included, one byte every two seconds."""
+
+    def do_GET(self):  # noqa: N802
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+        try:
+            for i in range(len(answer)):
+                self.wfile.write(answer[i:i + 1])
+                self.wfile.flush()
+                if self.server.stop.wait(2.0):
+                    return
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_mirror_that_trickles_even_its_headers_times_out(tmp_path):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleAll)
+    httpd.daemon_threads, httpd.stop = True, threading.Event()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/s.zip"
+    try:
+        started = time.monotonic()
+        with pytest.raises(dl.NetworkError, match="stalled: the server's answer was not complete after 3 s"):
+            dl.download("S", tmp_path / "root", sources={"S": archive_source(url, filename="s.zip", member_dir="S",
+                                                                             images=1)},
+                        checksums={}, **{**QUIET, "timeout": 3})
+        assert time.monotonic() - started < 10
+    finally:
+        httpd.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+    assert leftovers(tmp_path / "root") == []
+
+
+def test_a_mirror_that_never_answers_times_out(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection (the kernel does) and never says a word
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/s.zip"
+    try:
+        started = time.monotonic()
+        with pytest.raises(dl.NetworkError, match="timed out|not complete after 2 s"):
+            dl.download("S", tmp_path / "root", sources={"S": archive_source(url, filename="s.zip", member_dir="S",
+                                                                             images=1)},
+                        checksums={}, **{**QUIET, "timeout": 2})
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()

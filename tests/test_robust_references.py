@@ -175,9 +175,10 @@ def test_training_without_its_data_is_one_line(tmp_path, capsys):
 
 
 def test_an_out_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
-    (tmp_path / "weights").write_text("my notes")
-    code = reference.main(["espcn-x3", "--out-dir", str(tmp_path / "weights"), "--overwrite", "--no-progress"])
+    notes = tmp_path / "weights"
+    notes.write_text("my notes")
+    code = reference.main(["espcn-x3", "--out-dir", str(notes), "--overwrite", "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and err.strip() == (f"train_reference.py: --out-dir {tmp_path / 'weights'}: {tmp_path / 'weights'} "
-                                         "is a file, not a folder; choose another --out-dir")
+    assert code == 2 and err.strip() == (f"train_reference.py: --out-dir {notes}: {notes} is a file, not a folder; "
+                                         "choose another --out-dir")
     assert (tmp_path / "weights").read_text() == "my notes"

@@ -358,6 +358,9 @@ def checkpoint_lock(path: str | os.PathLike):
     mine = f"{os.getpid()} {socket.gethostname()}"
     if os.path.dirname(lock):
         os.makedirs(os.path.dirname(lock), exist_ok=True)
+    if os.path.isdir(lock):
+        raise IsADirectoryError(f"{lock!r} is a folder, but srlib keeps the lock of {os.fspath(path)!r} there; "
+                                "move the folder away or write to another checkpoint")
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

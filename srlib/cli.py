@@ -216,7 +216,7 @@ def cmd_train(args) -> int:
             done = held["step"]
             print(f"resuming at step {done:,} of {steps:,} ({out})" if done < steps else
                   f"{out} already holds {done:,} steps (asked for {steps:,}): nothing to train")
-        if world.main:
+        if world.main and (held is None or held["step"] < steps):
             print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
                   f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
                   f"device {pick_device(args.device)}{processes}; checkpoint {out}")

@@ -284,6 +284,7 @@ def test_train_on_a_finished_checkpoint_says_there_is_nothing_to_do(capsys, cli_
     before = snapshot(cli_run.parent)
     code, stdout, _ = run(capsys, *TINY, "--out", cli_run)
     assert code == 0 and stdout.splitlines()[0] == f"{cli_run} already holds 3 steps (asked for 3): nothing to train"
+    assert "training" not in stdout.splitlines()[1]
     assert snapshot(cli_run.parent) == before
 
 
@@ -329,3 +330,12 @@ def test_a_run_of_the_command_while_a_notebook_trains_is_refused(capsys, cli_run
     assert code == 1
     one_error_line(err, "is being written by another training run")
     assert snapshot(cli_run.parent) == before
+
+
+def test_a_folder_where_the_lock_goes_is_one_line(capsys, tmp_path):
+    (tmp_path / "run.pt.lock").mkdir()
+    code, _, err = run(capsys, *TINY, "--out", tmp_path / "run.pt")
+    assert code == 1
+    one_error_line(err, f"'{tmp_path / 'run.pt.lock'}' is a folder, but srlib keeps the lock of "
+                        f"'{tmp_path / 'run.pt'}' there; move the folder away or write to another checkpoint")
+    assert sorted(os.listdir(tmp_path)) == ["run.pt.lock"]

@@ -144,7 +144,10 @@ def reference_info(name: str | os.PathLike) -> dict:
 def _check_labels(name: str | os.PathLike, info: dict, path: Path) -> None:
     """Refuse provenance whose model or scale contradicts itself or, for a shipped name, its recipe
     (weights of a scale-free network such as VDSR would load under any label)."""
-    config_scale = info["config"].get("scale") if isinstance(info["config"], dict) else None
+    if not isinstance(info["config"], dict):
+        raise ValueError(f"{path}: config is not a mapping of the model's arguments: the file was altered; "
+                         "restore it from the repository")
+    config_scale = info["config"].get("scale")
     recipe = RECIPES.get(str(name).lower()) if not str(name).endswith(".safetensors") else None
     facts = {"scale": [info["scale"], config_scale] + ([recipe.scale] if recipe else []),
              "model": [info["model"]] + ([recipe.model] if recipe else [])}
@@ -172,8 +175,17 @@ def load_reference(name: str | os.PathLike, device: str | torch.device = "cpu") 
                          f"the file is damaged or was replaced; restore it from the repository")
     try:
         model = rebuild(info["model"], info["config"])
-        model.load_state_dict(_full_precision(load_file(weights), model.state_dict(), weights.name))
-    except (RuntimeError, TypeError) as error:  # weights that do not fit the described model
+    except (ValueError, TypeError) as error:  # an unknown model, or arguments it does not take
+        raise ValueError(f"{weights.stem}.json describes a model this srlib cannot build ({error}); restore it "
+                         "from the repository") from None
+    try:
+        stored = load_file(weights)
+    except Exception as error:  # safetensors' own error type: a file that is not safetensors at all
+        raise ValueError(f"{weights.name} could not be read as safetensors ({' '.join(str(error).split())}); "
+                         "restore it from the repository") from None
+    try:
+        model.load_state_dict(_full_precision(stored, model.state_dict(), weights.name))
+    except RuntimeError as error:  # weights that do not fit the described model
         first = (str(error).splitlines()[1:] or [str(error)])[0].strip()
         raise ValueError(f"{weights.name} does not fit the model its {weights.stem}.json describes ({first}); "
                          "restore both files from the repository") from None

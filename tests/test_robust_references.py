@@ -182,3 +182,24 @@ def test_an_out_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     assert code == 2 and err.strip() == (f"train_reference.py: --out-dir {notes}: {notes} is a file, not a folder; "
                                          "choose another --out-dir")
     assert (tmp_path / "weights").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("change,phrase", [
+    (lambda info: info.update(config=[1, 2]), "espcn-x3.json: config is not a mapping of the model's arguments"),
+    (lambda info: info.update(model="espcnn"), "espcn-x3.json describes a model this srlib cannot build (unknown "
+                                               "model 'espcnn'"),
+    (lambda info: info["config"].update(width=3), "espcn-x3.json describes a model this srlib cannot build"),
+], ids=["config not a mapping", "unknown model", "unknown argument"])
+def test_provenance_describing_no_buildable_model_is_one_line(tmp_path, change, phrase):
+    weights = copy_of("espcn-x3", tmp_path)
+    edit_json(weights.with_suffix(".json"), change)
+    with pytest.raises(ValueError, match=phrase.replace("(", r"\(")):
+        load_reference(weights)
+
+
+def test_a_weights_file_that_is_not_safetensors_is_one_line(tmp_path):
+    weights = copy_of("espcn-x3", tmp_path)
+    weights.write_bytes(b"")
+    resign(weights)  # even with a matching checksum
+    with pytest.raises(ValueError, match=r"espcn-x3.safetensors could not be read as safetensors \(.*header"):
+        load_reference(weights)

@@ -958,7 +958,14 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed options. Exit code 0 when every set is installed and verified, 1 if not, 2 on misuse."""
     try:
-        tables = dict(sources=load_sources(args.sources), checksums=load_checksums(args.checksums))
+        tables = {}
+        for table, option in ((args.sources, "sources"), (args.checksums, "checksums")):
+            try:
+                tables[option] = (load_sources if option == "sources" else load_checksums)(table)
+            except OSError as exc:
+                raise DownloadError(f"--{option} {table}: {exc.strerror or exc}; give the path of a "
+                                    f"{'JSON' if option == 'sources' else 'TSV'} table, or leave --{option} out "
+                                    "for the shipped one") from None
         if args.list:
             print(format_table(tables["sources"]))
             print(f"\ndata root: {data_root(args.root).resolve()}  (set with --root or SRLIB_DATA)")

@@ -366,3 +366,11 @@ def test_a_mirror_that_never_answers_times_out(tmp_path):
         assert time.monotonic() - started < 10
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("option", ["--sources", "--checksums"])
+def test_a_missing_table_is_named_with_its_option(tmp_path, capsys, option):
+    code = dl.main(["Set5", "--root", str(tmp_path), option, str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{option} {tmp_path / 'nope'}: No such file or directory; give the path of a" in err

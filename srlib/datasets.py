@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import fnmatch
 import functools
 import hashlib
@@ -114,6 +115,8 @@ def load_checksums(table=None) -> dict[str, dict[str, dict]]:
         return dict(table)
     out: dict[str, dict[str, dict]] = {}
     path = Path(table or TABLES / "checksums.tsv")
+    if table is not None and not path.is_file():  # a table asked for and absent would check nothing
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     if path.exists():
         with open(path, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):

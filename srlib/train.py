@@ -195,35 +195,51 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
     model is an error unless ``overwrite=True``. ``data`` is a Dataset or a zero-argument
     function building it (not called when nothing needs training). ``train``, a function
     ``model -> History``, replaces :func:`fit`; ``fit_kwargs`` go to :func:`fit`.
-    Returns ``(model, history)`` with the model in eval mode. The checkpoint is locked from the
-    first look at it to the last save, so two notebooks (or a notebook and a ``train`` command)
-    cannot both train it. A finished cosine run asked for more steps is refused (see the module
-    docstring).
+    Returns ``(model, history)`` with the model in eval mode. Loading needs no lock (a checkpoint
+    is replaced whole, by a rename), so a read-only checkpoint loads; training holds the
+    checkpoint's lock from the last look at it to the last save, so two notebooks (or a notebook
+    and a ``train`` command) cannot both train it. A finished cosine run asked for more steps is
+    refused (see the module docstring).
     """
     path = os.fspath(path)
+    trained = _load_if_trained(model, path, steps, overwrite)
+    if trained is not None:
+        return trained
     with checkpoint_lock(path) if this_process().main else contextlib.nullcontext():
-        return _train_or_load(model, path, data, steps=steps, train=train, overwrite=overwrite, **fit_kwargs)
+        trained = _load_if_trained(model, path, steps, overwrite, locked=True)  # finished meanwhile?
+        if trained is not None:
+            return trained
+        return _train_and_save(model, path, data, steps=steps, train=train, **fit_kwargs)
 
 
-def _train_or_load(model: torch.nn.Module, path: str, data, *, steps: int | None, train: Callable | None,
-                   overwrite: bool, **fit_kwargs) -> tuple[torch.nn.Module, History]:
-    if os.path.exists(path):
-        ckpt = load_checkpoint(path)
-        try:
-            check_same_model(ckpt, model, path)
-        except ValueError:
-            if not overwrite:
-                raise
+def _load_if_trained(model: torch.nn.Module, path: str, steps: int | None, overwrite: bool,
+                     locked: bool = False) -> tuple[torch.nn.Module, History] | None:
+    """``(model, history)`` loaded from ``path`` if it holds this model trained for ``steps``, else None.
+    A checkpoint of another model is an error, unless it is to be overwritten (then, holding the
+    lock, it is removed)."""
+    if not os.path.exists(path):
+        return None
+    ckpt = load_checkpoint(path)
+    try:
+        check_same_model(ckpt, model, path)
+    except ValueError:
+        if not overwrite:
+            raise
+        if locked:
             os.remove(path)  # another model's checkpoint, replaced as asked
-        else:
-            if ckpt["step"] >= (steps or 0):
-                model.load_state_dict(ckpt["model_state"])
-                history = History.from_dict(ckpt["history"])
-                name, _, scale = model_identity(model)
-                print(f"Loaded {model_label(name, scale)} from {path} ({ckpt['step']:,} steps, "
-                      f"trained in {history.seconds / 60:.1f} min); skipping training.")
-                return model.eval(), history
+        return None
+    if ckpt["step"] < (steps or 0):
+        return None
+    model.load_state_dict(ckpt["model_state"])
+    history = History.from_dict(ckpt["history"])
+    name, _, scale = model_identity(model)
+    print(f"Loaded {model_label(name, scale)} from {path} ({ckpt['step']:,} steps, "
+          f"trained in {history.seconds / 60:.1f} min); skipping training.")
+    return model.eval(), history
 
+
+def _train_and_save(model: torch.nn.Module, path: str, data, *, steps: int | None, train: Callable | None,
+                    **fit_kwargs) -> tuple[torch.nn.Module, History]:
     if train is not None:
         history = train(model)
         last_step = history.steps[-1] if history.steps else (steps or 0)

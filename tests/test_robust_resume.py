@@ -339,3 +339,31 @@ def test_a_folder_where_the_lock_goes_is_one_line(capsys, tmp_path):
     one_error_line(err, f"'{tmp_path / 'run.pt.lock'}' is a folder, but srlib keeps the lock of "
                         f"'{tmp_path / 'run.pt'}' there; move the folder away or write to another checkpoint")
     assert sorted(os.listdir(tmp_path)) == ["run.pt.lock"]
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root may write in read-only folders")
+def test_a_trained_checkpoint_in_a_read_only_folder_still_loads(tmp_path, capsys):
+    path = trained(tmp_path)
+    tmp_path.chmod(0o500)
+    try:
+        _, history = train_or_load(espcn(), path, patches, **RUN)
+    finally:
+        tmp_path.chmod(0o700)
+    assert history.steps == [1, 2] and "skipping training" in capsys.readouterr().out
+
+
+def test_train_or_load_loads_while_another_run_holds_the_lock(tmp_path, capsys):
+    """Reading a complete checkpoint needs no lock: it is replaced whole, by a rename."""
+    path = trained(tmp_path)
+    held_by_another_process(path)
+    _, history = train_or_load(espcn(), path, patches, **RUN)
+    assert history.steps == [1, 2] and "skipping training" in capsys.readouterr().out
+
+
+def test_train_or_load_overwrite_continues_its_own_model_and_replaces_another(tmp_path):
+    path = trained(tmp_path)
+    _, history = train_or_load(espcn(), path, patches, overwrite=True, **{**RUN, "steps": 3})
+    assert history.steps == [1, 2, 3]  # the same model: continued, not replaced
+    torch.manual_seed(0)
+    _, history = train_or_load(build("espcn", 2, size="quick", n1=16), path, patches, overwrite=True, **RUN)
+    assert history.steps == [1, 2] and load_checkpoint(path)["model_config"]["n1"] == 16

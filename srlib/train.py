@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import math
 import os
 import sys
@@ -190,9 +191,11 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
                   overwrite: bool = False, **fit_kwargs) -> tuple[torch.nn.Module, History]:
     """Load ``model`` from ``path`` if it was trained there already, else train and save it.
 
-    Trained already: the checkpoint is for the same model (name, config, scale) and holds at
-    least ``steps`` steps; one with fewer steps is continued. A checkpoint for a *different*
-    model is an error unless ``overwrite=True``. ``data`` is a Dataset or a zero-argument
+    Trained already: the checkpoint is for the same model (name, config, scale), was trained
+    with the same settings (rate, batch size, optimizer, schedule, clipping, seed: the
+    ``fit_kwargs``, defaults included) and holds at least ``steps`` steps; one with fewer steps is
+    continued (and then its data are checked too). A checkpoint of a *different* model or of
+    other settings is an error unless ``overwrite=True``. ``data`` is a Dataset or a zero-argument
     function building it (not called when nothing needs training). ``train``, a function
     ``model -> History``, replaces :func:`fit`; ``fit_kwargs`` go to :func:`fit`.
     Returns ``(model, history)`` with the model in eval mode. Loading needs no lock (a checkpoint
@@ -202,26 +205,40 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
     refused (see the module docstring).
     """
     path = os.fspath(path)
-    trained = _load_if_trained(model, path, steps, overwrite)
+    settings = _settings_asked(fit_kwargs) if train is None else None
+    trained = _load_if_trained(model, path, steps, overwrite, settings)
     if trained is not None:
         return trained
     with checkpoint_lock(path) if this_process().main else contextlib.nullcontext():
-        trained = _load_if_trained(model, path, steps, overwrite, locked=True)  # finished meanwhile?
+        trained = _load_if_trained(model, path, steps, overwrite, settings, locked=True)  # finished meanwhile?
         if trained is not None:
             return trained
         return _train_and_save(model, path, data, steps=steps, train=train, **fit_kwargs)
 
 
+def _settings_asked(fit_kwargs: dict) -> dict:
+    """The training settings :func:`fit` would record for these arguments, its defaults filled in."""
+    defaults = {k: p.default for k, p in inspect.signature(fit).parameters.items() if p.default is not p.empty}
+    asked = {**defaults, **fit_kwargs}
+    settings = {k: asked[k] for k in RESUME_SETTINGS if k in asked}
+    for key in ("optimizer", "lr_schedule"):  # recorded by name; a function as "custom"
+        if callable(settings.get(key)):
+            settings[key] = "custom"
+    return settings
+
+
 def _load_if_trained(model: torch.nn.Module, path: str, steps: int | None, overwrite: bool,
-                     locked: bool = False) -> tuple[torch.nn.Module, History] | None:
-    """``(model, history)`` loaded from ``path`` if it holds this model trained for ``steps``, else None.
-    A checkpoint of another model is an error, unless it is to be overwritten (then, holding the
-    lock, it is removed)."""
+                     settings: dict | None, locked: bool = False) -> tuple[torch.nn.Module, History] | None:
+    """``(model, history)`` loaded from ``path`` if it holds this model trained for ``steps`` with these
+    ``settings``, else None. A checkpoint of another model or other settings is an error, unless it
+    is to be overwritten (then, holding the lock, it is removed)."""
     if not os.path.exists(path):
         return None
     ckpt = load_checkpoint(path)
     try:
         check_same_model(ckpt, model, path)
+        if settings is not None:  # a changed recipe under an old file name is not that recipe's result
+            check_same_settings(ckpt.get("facts") or {}, settings, path)
     except ValueError:
         if not overwrite:
             raise

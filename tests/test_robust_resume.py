@@ -367,3 +367,21 @@ def test_train_or_load_overwrite_continues_its_own_model_and_replaces_another(tm
     torch.manual_seed(0)
     _, history = train_or_load(build("espcn", 2, size="quick", n1=16), path, patches, overwrite=True, **RUN)
     assert history.steps == [1, 2] and load_checkpoint(path)["model_config"]["n1"] == 16
+
+
+@pytest.mark.parametrize("change,phrase", [
+    (dict(lr=1e-2), "trained with lr=0.001, this run asks for lr=0.01"),
+    (dict(lr_schedule="cosine"), "lr_schedule=None, this run asks for lr_schedule=cosine"),
+    (dict(seed=3), "seed=0, this run asks for seed=3"),
+    (dict(optimizer=lambda params: torch.optim.SGD(params, lr=0.1)), "optimizer=adam, this run asks for "
+                                                                     "optimizer=custom"),
+])
+def test_train_or_load_does_not_pass_off_another_recipe_as_this_one(tmp_path, change, phrase):
+    """A changed recipe under an old file name: the old run is not loaded as the new recipe's result."""
+    path = trained(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match=phrase):
+        train_or_load(espcn(), path, patches, **{**RUN, **change})
+    assert snapshot(tmp_path) == before
+    _, history = train_or_load(espcn(), path, patches, overwrite=True, **{**RUN, **change})  # asked: a new run
+    assert history.steps == [1, 2] and load_checkpoint(path)["facts"]["seed"] == change.get("seed", 0)

@@ -5,7 +5,8 @@ provenance) goes through :func:`write_atomically`: the bytes go to a temporary f
 target, are flushed to disk, and the temporary file is then renamed over the target. A rename
 within a folder is atomic, so a crash, a full disk or Ctrl-C leaves the old file or the new one,
 never a mixture, and no temporary file stays behind. Only a process killed outright (SIGKILL, a
-power cut) leaves its ``<target>.<pid>.tmp``; :func:`remove_stale_temporaries` clears those.
+power cut) leaves its ``<target>.<pid>.tmp``; :func:`remove_stale_temporaries` clears those, and
+the next write of the same file calls it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it over ``path``."""
     path = os.fspath(path)
     tmp = temporary_name(path)
+    remove_stale_temporaries(path)  # what an earlier writer of this file left when it was killed
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -64,7 +66,7 @@ def remove_stale_temporaries(path: str | os.PathLike, log: Callable[[str], None]
                                 f"({error.strerror or error}); delete it by hand")
             continue
         (log or _to_stderr)(f"removed {stale}, left by process {match.group(1)} which was stopped while saving "
-                            f"{path.name} (the file itself is intact)")
+                            f"{path.name} (the file itself is as it was before that save)")
         removed.append(str(stale))
     return removed
 

@@ -425,3 +425,13 @@ def test_debug_environment_variable_shows_the_exception(monkeypatch, tmp_path):
     monkeypatch.setenv("SRLIB_DEBUG", "1")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         main(["upscale", str(tmp_path / "missing.pt"), str(photo(tmp_path / "p.png"))])
+
+
+def test_upscale_removes_what_a_killed_upscale_left(capsys, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / "in_x2.png.999999999.tmp"  # a run killed while writing its PNG
+    left.write_bytes(b"half a picture")
+    code, _, err = run(capsys, "upscale", checkpoint, photo(tmp_path / "in.png"), "--out-dir", out)
+    assert code == 0 and f"removed {left}, left by process 999999999" in err
+    assert sorted(p.name for p in out.iterdir()) == ["in_x2.png"]

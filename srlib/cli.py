@@ -234,7 +234,8 @@ def cmd_train(args) -> int:
             leave()  # the process group fit joined under torchrun
     if world.main:
         last = history.val[-1][1] if history.val else float("nan")
-        print(f"done: {len(history.steps)} steps, validation PSNR {last:.2f} dB; saved {out}")
+        trained = held is None or held["step"] < steps
+        print(f"done: {len(history.steps)} steps, validation PSNR {last:.2f} dB; {'saved' if trained else 'in'} {out}")
     return 0
 
 

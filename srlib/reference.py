@@ -400,10 +400,16 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     run = name if seed is None else f"{name}-seed{seed}"
     seed_everything(recipe.seed)  # before building: the initial weights are part of the recipe
     model = build(recipe.model, recipe.scale, size=recipe.size)
-    history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
-                  batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
-                  validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
-                  eval_every=max(1, recipe.steps // 20), checkpoint=Path(checkpoint_dir) / f"{run}.pt", desc=run)
+    checkpoint = Path(checkpoint_dir) / f"{run}.pt"
+    try:
+        history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
+                      batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
+                      validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
+                      eval_every=max(1, recipe.steps // 20), checkpoint=checkpoint, desc=run)
+    except ValueError as error:  # e.g. the recipe changed since that checkpoint was written
+        if not checkpoint.exists():
+            raise
+        raise ValueError(f"{error} (here: move {checkpoint} away to train the recipe afresh)") from None
 
     # What is shipped is the half-precision weights; everything is measured on them.
     state = half_precision(model.state_dict())

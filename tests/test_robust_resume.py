@@ -385,3 +385,27 @@ def test_train_or_load_does_not_pass_off_another_recipe_as_this_one(tmp_path, ch
     assert snapshot(tmp_path) == before
     _, history = train_or_load(espcn(), path, patches, overwrite=True, **{**RUN, **change})  # asked: a new run
     assert history.steps == [1, 2] and load_checkpoint(path)["facts"]["seed"] == change.get("seed", 0)
+
+
+LOCK_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from srlib.checkpoint import checkpoint_lock
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (5, hard))  # room for 5 bytes of "<pid> <host>"
+try:
+    with checkpoint_lock(sys.argv[1]):
+        pass
+except OSError as error:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    print(error)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs resource limits")
+def test_a_full_disk_while_locking_leaves_no_empty_lock(tmp_path):
+    done = subprocess.run([sys.executable, "-c", LOCK_UNDER_A_FILE_SIZE_LIMIT, str(tmp_path / "run.pt")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)
+    assert done.stdout.strip() == (f"could not write the lock file '{tmp_path / 'run.pt.lock'}' (the disk is full); "
+                                   "free some disk space or write the checkpoint elsewhere")
+    assert list(tmp_path.iterdir()) == []  # no empty lock to block the next run

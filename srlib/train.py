@@ -23,6 +23,9 @@ checkpoint exists. The arguments of ``fit``:
   steps (default steps // 10), at the end and on Ctrl-C; with ``resume``, continued if it exists.
 * ``device``: see :func:`srlib.device.pick_device`; ``seed`` seeds every generator and the data
   order; ``progress`` shows a bar labelled ``desc`` (default: the model's name).
+* ``SRLIB_MAX_STEPS`` (environment): stops every run after that many steps, as an interruption
+  would (validated and saved there; the schedule stays that of ``steps``): a smoke test of a
+  notebook's whole path at any budget. :func:`train_or_load` treats a checkpoint that far as done.
 * ``num_workers``: DataLoader workers. With 0 a resumed run reproduces an uninterrupted one
   exactly; with workers, augmentation drawing from the global generators restarts its stream on
   resume (datasets whose item ``i`` depends on ``i`` alone, like PatchDataset, stay exact).
@@ -64,6 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from . import ledger
+from .budget import step_cap
 from .checkpoint import (
     check_same_model,
     checkpoint_lock,
@@ -146,6 +151,8 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
     """Train ``model`` for exactly ``steps`` optimizer steps (arguments: see the module docstring).
 
     Returns the run's :class:`History` and leaves the model in eval mode."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a whole number of optimizer steps, 0 or more; got {steps!r}")
     world = join(pick_device(device))  # one process, or one of torchrun's (then on its own GPU)
     update = _Update(model.to(world.device).train(), loss_fn or mse_loss, world, steps, lr=lr, optimizer=optimizer,
                      lr_schedule=lr_schedule, milestones=milestones, gamma=gamma, clip_grad=clip_grad,
@@ -157,16 +164,19 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
     progress = progress and world.main  # one bar and one set of messages
     with checkpoint_lock(checkpoint) if checkpoint is not None and world.main else contextlib.nullcontext():
         history, step = books.resume(progress) if resume else (History(), 0)
-        if step < steps:
+        start, step_macs = step, None
+        if step < books.stop:
             batches = _batches(data, batch_size, seed, step, num_workers, world)
             bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
                                leave=True, disable=not progress)
             consistent = True  # weights, step and history agree: safe to save
             try:
                 with DeferInterrupt() as interrupt:
-                    while step < steps:
+                    while step < books.stop:
                         consistent = False
-                        loss, rate = update(next(batches), done=step)
+                        with ledger.measuring(model if step == start else None) as counted:  # SRLIB_COST_LEDGER
+                            loss, rate = update(next(batches), done=step)
+                        step_macs = counted.macs if step == start else step_macs
                         step += 1
                         history.record(step, world.mean(loss), rate)  # over the processes, if several
                         consistent = True
@@ -182,6 +192,9 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
             finally:
                 bar.close()
                 del batches  # shuts down worker processes, if any
+            if ledger.active() and world.main:  # what the whole run costs, however early it stopped
+                ledger.record(kind="train", model=model_identity(model)[0], steps=steps - start, step_macs=step_macs,
+                              validations=books.validations(start), validation_macs=books.validation_macs)
     model.eval()
     return history
 
@@ -245,7 +258,7 @@ def _load_if_trained(model: torch.nn.Module, path: str, steps: int | None, overw
         if locked:
             os.remove(path)  # another model's checkpoint, replaced as asked
         return None
-    if ckpt["step"] < (steps or 0):
+    if ckpt["step"] < min(steps or 0, step_cap() or math.inf):  # SRLIB_MAX_STEPS: a capped run stops there
         return None
     model.load_state_dict(ckpt["model_state"])
     history = History.from_dict(ckpt["history"])
@@ -357,15 +370,23 @@ class _Books:
     def __init__(self, update: _Update, validate: Callable | None, eval_every: int | None,
                  path: str | os.PathLike | None, checkpoint_every: int | None, facts: dict, world: World):
         self.update, self.model, self.steps, self.validate = update, update.model, update.steps, validate
+        self.stop = min(self.steps, step_cap() or self.steps)  # SRLIB_MAX_STEPS ends the run early
         self.world = world  # rank 0 validates, reads and writes; the others get what they need from it
         every = max(1, self.steps // 10)  # by default, ten times a run
         self.eval_every, self.checkpoint_every = eval_every or every, checkpoint_every or every
         self.path = os.fspath(path) if path is not None else None
         self.facts = dict(update.facts, **facts)
         self.saved_step, self.started = 0, time.perf_counter()
+        self.validation_macs = 0  # of one validation, counted if SRLIB_COST_LEDGER is set
+
+    def validations(self, start: int) -> int:
+        """How many validations a run from step ``start`` to ``self.steps`` makes."""
+        if not self.validate:
+            return 0
+        return self.steps // self.eval_every - start // self.eval_every + (self.steps % self.eval_every > 0)
 
     def due(self, step: int, every: int) -> bool:
-        return step % every == 0 or step == self.steps  # the last step always counts
+        return step % every == 0 or step in (self.steps, self.stop)  # the last step always counts
 
     def validate_if_due(self, history: History, step: int) -> bool:
         """Validate at ``step`` (eval mode, no gradients) if due and not done yet; say whether it ran."""
@@ -373,8 +394,9 @@ class _Books:
             return False
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ledger.measuring(self.model) as counted:
                 history.val.append((step, self.world.from_main(lambda: float(self.validate(self.model)))))
+            self.validation_macs = self.validation_macs or counted.macs
         finally:
             self.model.train()
         return True
@@ -443,8 +465,8 @@ def _cut_ahead(data, order: Iterator[list[int]], batch_size: int) -> Iterator[tu
     """Batches from the dataset's ``batch(indices)``, about 128 patches per call: each training step
     evicts the cutting code from the caches, so coming back to it less often saves most of its cost."""
     ahead = 1 if getattr(data, "one_scale_per_call", False) else max(1, 128 // batch_size)
-    while True:
-        tensors = data.batch([i for _ in range(ahead) for i in next(order)])
+    while True:  # one batch at a time is passed on as it is: it may carry the whole step's first index
+        tensors = data.batch(next(order) if ahead == 1 else [i for _ in range(ahead) for i in next(order)])
         yield from zip(*(t.split(batch_size) for t in tensors))
 
 

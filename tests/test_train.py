@@ -506,3 +506,9 @@ def test_loop_benchmark_runs(tmp_path, monkeypatch, capsys):
     loop.main(["--steps", "4", "--repeats", "1"])
     out = capsys.readouterr().out
     assert "scikit-image samples" in out and "bare loop" in out and "fit" in out and "ratio" in out
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, "3"])
+def test_a_step_count_that_is_not_a_whole_number_is_refused(steps):
+    with pytest.raises(ValueError, match="steps must be a whole number of optimizer steps, 0 or more"):
+        fit(make_model(), BlurPairs(), steps=steps, **QUIET)

@@ -523,7 +523,7 @@ def test_max_steps_stops_a_run_as_an_interruption_would(tmp_path, monkeypatch, c
     assert capped.steps == [1, 2, 3] and [s for s, _ in capped.val] == [3]  # validated and saved where it stopped
     assert capped.loss == full.loss[:3] and capped.lr == full.lr[:3]  # the schedule is the 8-step run's
     assert load_checkpoint(path)["step"] == 3
-    _, loaded = train_or_load(make_model(seed=5), path, BlurPairs(), steps=8, **QUIET)  # that far counts as done
+    _, loaded = train_or_load(make_model(seed=5), path, BlurPairs(), steps=8, lr_schedule="cosine", **QUIET)
     assert loaded.steps == [1, 2, 3]
     monkeypatch.delenv("SRLIB_MAX_STEPS")
     resumed = fit(make_model(), BlurPairs(), steps=8, lr_schedule="cosine", validate=psnr_of, eval_every=5,
@@ -554,3 +554,7 @@ def test_the_cost_ledger_counts_a_whole_budget_from_a_capped_run(tmp_path, monke
     assert train == dict(kind="train", model="espcn", steps=50, step_macs=count_macs(model, (4, 1, 8, 8)),
                          validations=3, validation_macs=count_macs(model, (1, 1, 12, 16)))  # steps 20, 40, 50
     assert measured == dict(kind="evaluate", model="espcn", images=1, macs=count_macs(model, (1, 1, 12, 16)))
+@pytest.mark.parametrize("steps", [-1, 2.5, "3"])
+def test_a_step_count_that_is_not_a_whole_number_is_refused(steps):
+    with pytest.raises(ValueError, match="steps must be a whole number of optimizer steps, 0 or more"):
+        fit(make_model(), BlurPairs(), steps=steps, **QUIET)

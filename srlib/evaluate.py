@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import ledger
 from .color import quantize
 from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
@@ -159,7 +160,10 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     pre-upsampled input; for other modules pass ``upsampled`` and ``channels``.
 
     Grayscale images are their own Y channel, as in the papers' MATLAB code; converting them
-    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB.
+    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB. An RGB
+    model gets the gray image in all three channels, and the mean of its three output channels is
+    measured against it: the same HR and bicubic images as for a Y model, so one bicubic figure
+    serves both.
     """
     bicubic_only = model is None or (isinstance(model, str) and model == "bicubic")
     if isinstance(model, str) and not bicubic_only:
@@ -177,36 +181,43 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     if progress:
         from .progress import progress_bar
         items = progress_bar(iterable=items, desc=f"evaluate x{scale}", unit="image", leave=False)
-    for name, img in items:
-        hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled, channels,
-                                    chop, self_ensemble)
-        # What sr_metrics does, with each step done once per image: the HR image comes from 8-bit
-        # pixels (already on the 8-bit grid and in range) and is converted to Y once for both
-        # columns; bicubic output is finite by construction; only the network's output is checked.
-        with one_thread():
-            hr = to_y(hr)
-            b_psnr, b_ssim = measure(to_y(quantize(bicubic)), hr, scale)
-            m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else measure(to_y(quantize_measured(sr)), hr, scale)
-        result.names.append(name)
-        result.bicubic_psnr.append(b_psnr.item())
-        result.bicubic_ssim.append(b_ssim.item())
-        result.psnr.append(m_psnr.item())
-        result.ssim.append(m_ssim.item())
+    with ledger.measuring(None if bicubic_only else model) as counted:  # SRLIB_COST_LEDGER
+        for name, img in items:
+            hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled,
+                                        channels, chop, self_ensemble)
+            # What sr_metrics does, with each step done once per image: the HR image comes from 8-bit
+            # pixels (already on the 8-bit grid and in range) and is converted to Y once for both
+            # columns; bicubic output is finite by construction; only the network's output is checked.
+            with one_thread():
+                hr = to_y(hr)
+                b_psnr, b_ssim = measure(to_y(quantize(bicubic)), hr, scale)
+                m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else measure(to_y(quantize_measured(sr)), hr, scale)
+            result.names.append(name)
+            result.bicubic_psnr.append(b_psnr.item())
+            result.bicubic_ssim.append(b_ssim.item())
+            result.psnr.append(m_psnr.item())
+            result.ssim.append(m_ssim.item())
+    if ledger.active() and counted.outermost and not bicubic_only:
+        ledger.record(kind="evaluate", model=result.label, images=len(images), macs=counted.macs)
     return result
 
 
 def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
               chop: bool | int = False, self_ensemble: bool = False):
     """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
+    gray_for_rgb = img.ndim == 2 and channels == "rgb"  # measured as its own Y (see evaluate)
     with one_thread():
-        hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
+        hr = to_tensor(mod_crop(img, scale), "y" if gray_for_rgb else channels, dtype=torch.float64)
         lr = degrade(hr, scale, degradation)
         bicubic = upsample_bicubic(lr, scale)  # the baseline, and a pre-upsampling network's input: made once
-    if model is not None and upsampled is None:
+    if model is None:
+        return hr, bicubic, None
+    if upsampled is None:
         upsampled, _ = model_convention(model)
-    sr = None if model is None else _forward(model, bicubic if upsampled else lr, scale, upsampled, chop,
-                                             self_ensemble)
-    return hr, bicubic, sr
+    net_input = bicubic if upsampled else lr
+    sr = _forward(model, net_input.repeat(1, 3, 1, 1) if gray_for_rgb else net_input, scale, upsampled, chop,
+                  self_ensemble)
+    return hr, bicubic, sr.mean(dim=1, keepdim=True) if gray_for_rgb else sr
 
 
 def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = None, degradation: str = "bicubic",

@@ -121,3 +121,25 @@ def test_evaluate_refuses_a_network_that_outputs_nan(images):
     nn.init.constant_(last.bias, float("nan"))
     with pytest.raises(ValueError, match="SR contains NaN"):
         evaluate(model, images, 2)
+
+
+def test_an_rgb_model_measures_a_grayscale_image_as_its_own_y():
+    """One bicubic figure for Y and RGB models on a gray image (the validation photograph is gray): an RGB
+    model that returns its bicubic input scores exactly bicubic's PSNR, not 1.3 dB above it."""
+    gray = {"camera": sample_images("val")["camera"][:96, :96]}
+
+    class BicubicRGB(nn.Module):
+        input_kind, in_channels = "upsampled", 3
+
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Parameter(torch.zeros(()))  # evaluation reads the device from the parameters
+
+        def forward(self, x):
+            return x
+
+    rgb = evaluate(BicubicRGB(), gray, 4)
+    assert rgb.bicubic_psnr == evaluate("bicubic", gray, 4).psnr
+    assert rgb.psnr == pytest.approx(rgb.bicubic_psnr, abs=1e-9)
+    edsr = evaluate(build("edsr", 4, size="quick"), gray, 4)  # a real RGB network: the same bicubic column
+    assert edsr.bicubic_psnr == rgb.bicubic_psnr

@@ -98,13 +98,14 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             row = costs(run_lab(notebook, budget, args.max_steps), args.tflops, args.step_ms)
             stored["labs"].setdefault(lab_name(notebook), {})[budget] = row
+            if args.write:  # row by row: a long run that stops keeps what it measured
+                stored.update(tflops=args.tflops, step_ms=args.step_ms,
+                              command="python benchmarks/budgets.py --write (T91 and BSD200 present)")
+                write_atomically(COSTS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(stored, indent=1) + "\n"))
             print(f"{lab_name(notebook):<10} {budget:<6} {row['trainings']:>9} {row['steps']:>11,} "
                   f"{row['train_macs'] / 1e12:>11.1f} {row['eval_macs'] / 1e12:>10.2f} {row['t4_minutes']:>7.1f} "
                   f"{time.perf_counter() - start:>6.0f}", flush=True)
     if args.write:
-        stored.update(tflops=args.tflops, step_ms=args.step_ms,
-                      command="python benchmarks/budgets.py --write (T91 and BSD200 present)")
-        write_atomically(COSTS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(stored, indent=1) + "\n"))
         print(f"stored in {COSTS_FILE.relative_to(ROOT)}")
     return 0
 

@@ -1,7 +1,7 @@
 """The equal-compute ranking: what each of the book's networks reaches at x4 in the same CPU time.
 
     python benchmarks/equal_compute.py measure        # time one training step of every x4 recipe
-    SRLIB_DATA=/path/to/data python scripts/train_reference.py srcnn-x4 fsrcnn-x4 ... drn-x4
+    SRLIB_DATA=/path/to/data python scripts/train_reference.py srcnn-x4 fsrcnn-x4 ... drn-x4 --overwrite
     SRLIB_DATA=/path/to/data python scripts/train_reference.py srcnn-x4 ... --seed 1 --out-dir checkpoints/seed1
     python benchmarks/equal_compute.py report --repeats checkpoints/seed1
 

@@ -9,9 +9,11 @@ quick budget's). What it costs, counted as it runs, must be what the labs' budge
 import json
 
 import pytest
+import torch
 from script_loader import load_script
 
 from srlib.budget import COSTS_FILE
+from srlib.data import PatchDataset, load_set
 from srlib.datasets import data_root
 
 budgets = load_script("benchmarks/budgets.py")
@@ -21,16 +23,36 @@ pytestmark = [
                        reason="needs T91 and BSD200 under SRLIB_DATA (the budgets' patch sizes depend on them)"),
 ]
 STORED = json.loads(COSTS_FILE.read_text(encoding="utf-8"))
+# At the paper budget these labs cost far more than a CI run of a 2-core CPU can give: one training step
+# of DRN-S on 32 patches of 320 pixels is about 7 TMAC (minutes here), and DRCN (256 filters), DRRN
+# (B1U25) and EDSR (32 x 256) spend 2 to 9 TMAC on every evaluation of the photographs. Their paper
+# path runs where CUDA is present; their paper-size data are checked below.
+HEAVY_AT_PAPER = {"drcn", "drrn", "edsr", "drn"}
 
 
 @pytest.mark.parametrize("budget", ["gpu", "paper"])
 @pytest.mark.parametrize("notebook", budgets.LABS, ids=budgets.lab_name)
 def test_every_budget_runs_to_the_last_cell_and_costs_what_its_table_says(notebook, budget):
+    if budget == "paper" and budgets.lab_name(notebook) in HEAVY_AT_PAPER and not torch.cuda.is_available():
+        pytest.skip("the paper budget of this lab needs a GPU to run in minutes (see HEAVY_AT_PAPER)")
     row = budgets.costs(budgets.run_lab(notebook, budget), STORED["tflops"], STORED["step_ms"])
     stored = STORED["labs"][budgets.lab_name(notebook)][budget]
     assert row["trainings"] == stored["trainings"] > 0
-    # Counts are exact, but the FSRCNN lab gives SRCNN the steps that fit FSRCNN's time on this machine.
+    # Counts are exact, but the FSRCNN lab gives SRCNN the steps that fit FSRCNN's time on the machine at hand.
+    timed = budgets.lab_name(notebook) == "fsrcnn"
     for key in ("train_macs", "eval_macs", "steps", "t4_minutes"):
-        assert row[key] == pytest.approx(stored[key], rel=0.25), (key, "run `python benchmarks/budgets.py --write`")
+        assert row[key] == pytest.approx(stored[key], rel=0.5 if timed else 0.02), \
+            (key, "run `python benchmarks/budgets.py --write`")
     if budget == "gpu":
         assert row["t4_minutes"] <= 15, f"{budgets.lab_name(notebook)}: {row['t4_minutes']} T4 minutes at gpu"
+
+
+@pytest.mark.parametrize(("lab", "patch", "used"), [("edsr", 192, 192), ("drn", 384, 320)])
+def test_the_paper_patches_of_edsr_and_drn_are_cut_from_the_full_data(lab, patch, used):
+    """EDSR's and DRN's paper patches (192 and 384 HR pixels, cut from DIV2K in the papers) against T91 and
+    BSD200: images too small are left out, and DRN's patch shrinks to the 320 pixels BSD200 holds."""
+    images = {f"{name}/{key}": img for name in ("T91", "BSD200") for key, img in load_set(name).items()}
+    with pytest.warns(UserWarning, match="are left out"):
+        data = PatchDataset(images, scale=4, patch_size=patch, channels="rgb")
+    x, y = data.batch(list(range(4)))
+    assert data.patch_size == used and x.shape == (4, 3, used // 4, used // 4) and y.shape == (4, 3, used, used)

@@ -28,7 +28,8 @@ from urllib.parse import quote
 
 import torch
 
-__all__ = ["AuthorsModel", "AUTHORS", "is_authors", "authors_model", "authors_names", "authors_path",
+__all__ = ["AuthorsModel", "AUTHORS", "is_authors", "authors_model", "authors_names", "authors_path", "available",
+           "how_to_get", "figures_table", "build_authors", "fetch",
            "load_authors", "list_authors", "recorded_figures", "MEASURED"]
 
 MEASURED = Path(__file__).parent / "weights" / "authors_measured.json"  # figures measured with these files
@@ -242,11 +243,15 @@ def _download(entry: AuthorsModel, path: Path, progress: bool) -> None:
     from .datasets import DownloadError, _retrieve
     from .files import write_atomically
 
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _retrieve(entry.url, path.parent, path.name, known_hash=f"sha256:{entry.sha256}" if entry.sha256 else None,
                   what=f"{entry.name} file", progress=progress, max_bytes=MAX_DOWNLOAD_BYTES)
     except (DownloadError, OSError) as error:
+        for folder in made:  # leave the data root as it was (an interrupted download keeps its .part to resume)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         reason = " ".join(str(error).split())
         raise FileNotFoundError(f"{entry.name}: {entry.file} is not in {path.parent} and could not be downloaded "
                                 f"({reason}); download {entry.url} and put it at {path}") from None
@@ -346,10 +351,40 @@ def recorded_figures() -> dict:
     return json.loads(MEASURED.read_text()) if MEASURED.is_file() else {}
 
 
-def data_hint(root=None) -> str:
-    """How to get the files, in one line."""
-    from .datasets import data_root
+def available(name: str, root=None) -> bool:
+    """Whether the file of ``name`` is in the data root already (nothing is downloaded)."""
+    return authors_path(name, root).is_file()
 
-    return (f"the authors' files are looked for in {data_root(root) / 'authors'} (SRLIB_DATA) and downloaded "
-            "there on first use: python -m srlib evaluate NAME-authors --sets Set5")
 
+def how_to_get(name: str, root=None) -> str:
+    """One line: where the file of ``name`` goes, whose it is and how srlib fetches it."""
+    entry = authors_model(name)
+    return (f"{name}: the authors' file ({entry.paper}; {entry.terms}) is not in {authors_path(name, root).parent}; "
+            f"python -m srlib evaluate {name} --sets Set5 downloads it from {entry.url}")
+
+
+def figures_table(models: list[tuple[str, int]], references: tuple[str, ...] = ()) -> str:
+    """The recorded figures of the authors' ``(name, scale)`` models beside the recorded figures of the
+    book's reference models, as text: Set5 published, under the paper's own protocol and under the
+    book's, and the bundled photographs under the book's protocol."""
+    from .reference import reference_info
+
+    measured = recorded_figures().get("models", {})
+    lines = [f"{'model':<32}{'scale':>6}{'published':>10}{'own protocol':>13}{'book':>8}{'photos':>8}"
+             "   (Set5 PSNR in dB; photos: the bundled photographs, book protocol)"]
+    for name, scale in models:
+        f = measured[name][str(scale)]
+        published = f"{f['published']:.2f}" if f["published"] is not None else "-"
+        lines.append(f"{name:<32}{'x' + str(scale):>6}{published:>10}{f['set5'][f['protocol']]:>13.2f}"
+                     f"{f['set5']['book']:>8.2f}{f['photos_book']:>8.2f}")
+    for name in references:
+        info = reference_info(name)
+        lines.append(f"{name + ' (reference)':<32}{'x' + str(info['scale']):>6}{'-':>10}{'-':>13}"
+                     f"{info['measured']['Set5']['psnr']:>8.2f}{info['measured']['embedded']['psnr']:>8.2f}")
+    first_at = {}  # one bicubic row per scale, from the first model at that scale
+    for name, scale in models:
+        first_at.setdefault(scale, measured[name][str(scale)])
+    for scale, f in first_at.items():
+        lines.append(f"{'bicubic':<32}{'x' + str(scale):>6}{'-':>10}{'-':>13}{f['set5_bicubic']:>8.2f}"
+                     f"{f['photos_bicubic']:>8.2f}")
+    return "\n".join(lines)

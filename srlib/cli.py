@@ -300,13 +300,13 @@ def _evaluate_authors_protocol(args) -> int:
                          f"not to {', '.join(others)}; leave --protocol out for them")
     if args.self_ensemble or args.chop:
         raise UsageError("--protocol authors runs each paper's test code as it was: without --self-ensemble or --chop")
+    models = {name: _load(name, args.scale) for name in args.models}
     sets = {s: _images(s, args.root, "test") for s in args.sets}
     width = max(12, *(len(name) for name in args.models))
     print("PSNR (dB) / SSIM, each paper's own evaluation protocol")
     print(f"{'model':<{width}}{'scale':>6}{'protocol':>10}" + "".join(f"{s:>20}" for s in sets))
-    for name in args.models:
+    for name, model in models.items():
         entry = authors_model(name)
-        model = _load(name, args.scale)
         cells = [evaluate_protocol(model, images, model.scale, entry.protocol) for images in sets.values()]
         print(f"{name:<{width}}{'x' + str(model.scale):>6}{entry.protocol:>10}"
               + "".join(f"{f'{r.mean_psnr:.2f} / {r.mean_ssim:.4f}':>20}" for r in cells))

@@ -281,13 +281,13 @@ def fetch(name: str, root=None, download: bool = True, progress: bool = True) ->
     return path
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, entry: AuthorsModel) -> dict:
     """A MATLAB file's variables, or a PyTorch state dict (tensors only, no pickle code)."""
     if path.suffix == ".mat":
         import scipy.io
 
         try:
-            if path.name.startswith("LapSRN"):
+            if entry.converter == "lapsrn":  # a MatConvNet DagNN: structs with attributes
                 return scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
             return scipy.io.loadmat(path)
         except (ValueError, TypeError, OSError) as error:
@@ -318,7 +318,7 @@ def load_authors(name: str, scale: int | None = None, root=None, device: str | t
     entry = authors_model(name)
     model = build_authors(name, scale)
     path = fetch(name, root, download, progress)
-    variables = _read(path)
+    variables = _read(path, entry)
     try:
         state = getattr(convert, entry.converter)(variables)
     except (convert.ConversionError, KeyError, IndexError, AttributeError, ValueError) as error:

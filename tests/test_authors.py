@@ -353,3 +353,18 @@ def test_set5_reproduces_the_published_figure(name, scale, set5):
         twin.load_state_dict(model.state_dict())
         zeros = evaluate_protocol(twin.eval(), set5, scale, "book").mean_psnr
         assert abs(zeros - recorded["set5_book_zero_padding"]) < 0.01 and zeros < book
+
+
+@needs_files
+def test_the_labs_loader_and_the_command_line_take_the_names(capsys, tmp_path):
+    from srlib.reference import load_reference
+
+    assert load_reference("vdsr-authors", scale=4).scale == 4
+    assert main(["upscale", "fsrcnn-s-x2-authors", str(tmp_path / "missing.png")]) == 2
+    assert "no image file" in capsys.readouterr().err
+    from PIL import Image
+
+    Image.new("RGB", (20, 16)).save(tmp_path / "tiny.png")
+    assert main(["upscale", "vdsr-authors", "--scale", "2", str(tmp_path / "tiny.png"),
+                 "--out-dir", str(tmp_path / "out")]) == 0
+    assert Image.open(tmp_path / "out" / "tiny_x2.png").size == (40, 32)

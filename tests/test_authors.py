@@ -368,3 +368,20 @@ def test_the_labs_loader_and_the_command_line_take_the_names(capsys, tmp_path):
     assert main(["upscale", "vdsr-authors", "--scale", "2", str(tmp_path / "tiny.png"),
                  "--out-dir", str(tmp_path / "out")]) == 0
     assert Image.open(tmp_path / "out" / "tiny_x2.png").size == (40, 32)
+
+
+@needs_set5
+@pytest.mark.slow
+@pytest.mark.parametrize("name,scale", [("srcnn-x3-authors", 3), ("fsrcnn-x4-authors", 4), ("lapsrn-x4-authors", 4)])
+def test_every_recorded_column_is_measured_again(name, scale, set5):
+    """All the protocols and the photographs, for one network of each family (the Set5 test above covers
+    every network under its own protocol, the book's and zero padding)."""
+    from script_loader import load_script
+
+    from srlib.data import sample_images
+
+    recorded = json.loads(authors.MEASURED.read_text())["models"][name][str(scale)]
+    measured = load_script("benchmarks/authors.py").measure(name, scale, set5, sample_images("test"))
+    flat = lambda f: {**{k: v for k, v in f.items() if isinstance(v, float)}, **f["set5"]}  # noqa: E731
+    assert flat(measured).keys() == flat(recorded).keys()
+    assert all(abs(flat(measured)[k] - flat(recorded)[k]) < 0.01 for k in flat(recorded)), (measured, recorded)

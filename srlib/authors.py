@@ -95,6 +95,7 @@ _SRCNN_FOLDERS = {"9-5-5_ImageNet": "9-5-5(ImageNet)", "9-1-5_91images": "9-1-5(
 
 def _srcnn(name, network, size_or_variant, scale, published, folder, sha256, size, paper):
     build = {"variant": size_or_variant} if size_or_variant == "9-3-5" else {"size": size_or_variant}
+    build["padding_mode"] = "replicate"  # the authors' test code filters with imfilter(..., 'replicate')
     return AuthorsModel(
         name=name, paper=paper, network=network, model="srcnn", build=build, scales=(scale,),
         published={scale: published}, file=f"SRCNN/{folder}/x{scale}.mat",
@@ -104,7 +105,8 @@ def _srcnn(name, network, size_or_variant, scale, published, folder, sha256, siz
 
 def _fsrcnn(name, network, size, scale, published, folder, sha256, nbytes):
     return AuthorsModel(
-        name=name, paper="Dong et al., ECCV 2016", network=network, model="fsrcnn", build={"size": size},
+        name=name, paper="Dong et al., ECCV 2016", network=network, model="fsrcnn",
+        build={"size": size, "padding_mode": "replicate", "deconv_offset": 4},  # deconv.m's geometry
         # The authors' x3 evaluation compares their output one pixel up and left of the ground truth
         # (shave_x3 in demo_FSRCNN.m); building it with the window one tap earlier is that comparison.
         build_at={3: {"deconv_offset": 3}}, scales=(scale,), published={scale: published},

@@ -68,7 +68,8 @@ def test_the_lapsrn_paper_size_at_x8_is_the_released_network():
 
 def test_fsrcnn_x3_built_one_tap_earlier_is_the_authors_output_compared_one_pixel_shifted():
     torch.manual_seed(0)
-    theirs, ours = build("fsrcnn", 3), build("fsrcnn", 3, deconv_offset=3)
+    theirs = build("fsrcnn", 3, padding_mode="replicate", deconv_offset=4)  # deconv.m's window
+    ours = build("fsrcnn", 3, padding_mode="replicate", deconv_offset=3)
     ours.load_state_dict(theirs.state_dict())
     x = torch.rand(1, 1, 10, 10)
     with torch.no_grad():
@@ -79,7 +80,7 @@ def test_fsrcnn_x3_built_one_tap_earlier_is_the_authors_output_compared_one_pixe
 
 def test_zero_padding_changes_srcnn_only_within_its_receptive_field_of_the_border():
     torch.manual_seed(0)
-    replicate, zeros = build("srcnn", 3), build("srcnn", 3, padding_mode="zeros")
+    replicate, zeros = build("srcnn", 3, padding_mode="replicate"), build("srcnn", 3)  # zeros: the default
     zeros.load_state_dict(replicate.state_dict())
     x = torch.rand(1, 1, 40, 40)
     with torch.no_grad():

@@ -14,8 +14,10 @@ with the same file name. In each copy
   why the copies run wherever the book's notebooks run; ``tests/test_student_notebooks.py``
   checks these points.
 
-The output folder may not lie inside ``book/``: the copies never replace the originals. Files are
-written atomically (temporary name, then rename).
+The output folder may not lie inside ``book/``: the copies never replace the originals. A copy
+that exists already (a student may have worked in it) is replaced only with ``--overwrite``;
+without it the script names the copies in the way and writes nothing. Files are written
+atomically (temporary name, then rename). Mistakes are reported in one line, with exit code 2.
 """
 from __future__ import annotations
 
@@ -75,30 +77,54 @@ def student_copy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
-def write_students(out: Path, root: Path = ROOT) -> list[Path]:
-    out = Path(out).resolve()
+class Refused(Exception):
+    """A reason to write nothing: reported in one line by :func:`main`."""
+
+
+def write_students(out: Path, root: Path = ROOT, overwrite: bool = False) -> list[Path]:
+    """Write the students' copies into ``out``; return their paths. Everything is checked (and every
+    copy made in memory) before the first file is written."""
+    given, out = Path(out), Path(out).resolve()
     book = (root / "book").resolve()
     if out == book or book in out.parents:
-        raise SystemExit(f"student_notebooks.py: --out {out} lies inside the book's folder; choose a folder "
-                         "outside book/ (the copies must never replace the originals)")
-    written = []
+        raise Refused(f"--out {given} lies inside the book's folder; choose a folder outside book/ "
+                      "(the copies must never replace the originals)")
+    copies = {}
     for path in notebooks(root):
-        target = out / path.relative_to(book)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            student = student_copy(nbformat.read(path, as_version=4))
-        except ValueError as error:  # a broken solution block: name the notebook, write nothing more
-            raise SystemExit(f"student_notebooks.py: {path.relative_to(root)}: {error}") from None
+            copies[out / path.relative_to(book)] = student_copy(nbformat.read(path, as_version=4))
+        except ValueError as error:  # a broken solution block: name the notebook, write nothing
+            raise Refused(f"{path.relative_to(root)}: {error}") from None
+    blocked = [t for t in copies for p in (t, *t.parents) if p.exists() and not p.is_dir() and p != t]
+    if blocked:
+        raise Refused(f"--out {given}: {blocked[0].relative_to(out)} cannot be written, a file stands where a "
+                      "folder is needed; choose another --out")
+    existing = [t for t in copies if t.exists()]
+    if existing and not overwrite:
+        names = ", ".join(str(t.relative_to(out)) for t in existing[:3]) + (
+            f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise Refused(f"--out {given} already holds {names}; a student may have worked in them: give --overwrite "
+                      "to replace them, or choose another --out")
+    for target, student in copies.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, lambda tmp, nb=student: nbformat.write(nb, tmp))
-        written.append(target)
-    return written
+    return list(copies)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for the copies (created; outside book/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace copies that exist in --out already")
     args = parser.parse_args(argv)
-    written = write_students(Path(args.out))
+    try:
+        written = write_students(Path(args.out), overwrite=args.overwrite)
+    except Refused as error:
+        print(f"student_notebooks.py: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. a read-only folder or a full disk while writing
+        print(f"student_notebooks.py: could not write to {args.out} ({error.strerror or error}); "
+              "choose another --out", file=sys.stderr)
+        return 1
     print(f"{len(written)} student notebooks written to {Path(args.out)}")
     return 0
 

@@ -9,20 +9,30 @@ CPU" to "the schedule of the paper". The reader picks one with the environment v
     history = fit(model, data, **budget.fit_kwargs())
 
 and shows the three side by side with :func:`budget_table`.
+
+``SRLIB_MAX_STEPS=N`` caps every training at N steps and keeps everything else of the budget
+(network, data, patch sizes, evaluations): a smoke test of the whole notebook at any budget in
+minutes. A capped run is an interrupted one, not a shorter one: its schedule is the budget's, and
+what it reaches says nothing about the budget's results, so the notebooks check only what does not
+depend on training when it is set (:attr:`Budget.capped`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable"]
+__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable", "step_cap"]
 
 BUDGET_NAMES = ("quick", "gpu", "paper")
+# Each lab's budgets counted in multiply-accumulates and estimated in T4 minutes (benchmarks/budgets.py).
+COSTS_FILE = Path(__file__).with_name("budget_costs.json")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,26 @@ class Budget:
     meant_for: str
     extra: dict = field(default_factory=dict, hash=False)
 
+    @property
+    def capped(self) -> bool:
+        """Whether ``SRLIB_MAX_STEPS`` stops this budget's trainings early (a smoke test)."""
+        cap = step_cap()
+        return cap is not None and cap < self.steps
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the notebook's calibrated checks apply: they were measured at the quick budget, in full."""
+        return self.name == "quick" and not self.capped
+
+    @property
+    def label(self) -> str:
+        """How figures and tables name a run of this budget, e.g. "quick, 300 steps"."""
+        return f"{self.name}, {self.steps:,} steps" + (f" (capped at {step_cap():,})" if self.capped else "")
+
+    def skip_calibrated(self) -> None:
+        """Say, in one line, that a notebook's calibrated checks do not apply to this run, and why."""
+        print(f"Calibrated checks skipped: they hold for the quick budget run in full; this run is {self.label}.")
+
     def fit_kwargs(self) -> dict:
         """The keyword arguments of :func:`srlib.train.fit` this budget decides."""
         return dict(steps=self.steps, batch_size=self.batch_size, eval_every=self.eval_every,
@@ -78,11 +108,26 @@ DEFAULT_BUDGETS = {
                     meant_for="2-core CPU, a minute or two"),
     "gpu": Budget(name="gpu", model_size="paper", steps=5_000, batch_size=16, patch_size=96,
                   eval_every=500, checkpoint_every=500, amp=None, num_workers=2,
-                  meant_for="Colab-class GPU, about 10 minutes"),
+                  meant_for="Colab-class GPU (T4), about 10 minutes (estimated by count)"),
     "paper": Budget(name="paper", model_size="paper", steps=300_000, batch_size=16,
                     patch_size=96, eval_every=5_000, checkpoint_every=5_000, amp=False,
                     num_workers=4, meant_for="the paper's schedule: hours to days on a GPU"),
 }
+
+
+def step_cap() -> int | None:
+    """``$SRLIB_MAX_STEPS`` as a number of steps, or None when it is not set."""
+    text = os.environ.get("SRLIB_MAX_STEPS", "").strip()
+    if not text:
+        return None
+    try:
+        cap = int(text.replace("_", ""))
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"SRLIB_MAX_STEPS={text!r} is not a positive whole number of steps; "
+                         "set it to e.g. 2, or unset it to train in full")
+    return cap
 
 
 def budget() -> str:
@@ -127,7 +172,12 @@ def get_budget(name: str | None = None, **per_budget: dict) -> Budget:
         name = budget()
     elif name not in BUDGET_NAMES:
         raise ValueError(f"{name!r} is not a budget; valid values are {', '.join(BUDGET_NAMES)}")
-    return all_budgets(**per_budget)[name]
+    chosen = all_budgets(**per_budget)[name]
+    cap = step_cap()
+    if cap is not None:
+        print(f"SRLIB_MAX_STEPS={cap}: every training stops after {cap:,} steps (budget {name}: {chosen.steps:,}); "
+              "checks that depend on training are skipped.")
+    return chosen
 
 
 class BudgetTable:
@@ -137,7 +187,7 @@ class BudgetTable:
     the plain values (first row is the header).
     """
 
-    def __init__(self, budgets: dict[str, Budget], active: str):
+    def __init__(self, budgets: dict[str, Budget], active: str, minutes: dict[str, float] | None = None):
         self.budgets, self.active = budgets, active
         names = list(budgets)
         header = ["setting"] + [n + (" (active)" if n == active else "") for n in names]
@@ -145,6 +195,8 @@ class BudgetTable:
         rows = [[f] + [self._format(getattr(budgets[n], f)) for n in names] for f in fields]
         extra_keys = sorted({k for b in budgets.values() for k in b.extra})
         rows += [[k] + [self._format(budgets[n].extra.get(k, "-")) for n in names] for k in extra_keys]
+        if minutes:
+            rows.append(["T4 minutes (estimate)"] + [f"{minutes[n]:,.1f}" if n in minutes else "-" for n in names])
         self.rows = [header] + rows
 
     @staticmethod
@@ -180,9 +232,19 @@ class BudgetTable:
         return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def budget_table(active: str | None = None, **per_budget: dict) -> BudgetTable:
-    """Show what each budget means for this notebook; takes the same overrides as get_budget."""
+def estimated_minutes(lab: str) -> dict[str, float]:
+    """A lab's estimated minutes on a T4 per budget, counted by ``benchmarks/budgets.py`` ({} if not counted)."""
+    if not COSTS_FILE.exists():
+        return {}
+    costs = json.loads(COSTS_FILE.read_text(encoding="utf-8"))["labs"].get(lab, {})
+    return {name: row["t4_minutes"] for name, row in costs.items()}
+
+
+def budget_table(active: str | None = None, lab: str | None = None, **per_budget: dict) -> BudgetTable:
+    """Show what each budget means for this notebook; takes the same overrides as get_budget.
+
+    ``lab`` (the chapter's folder, e.g. "edsr") adds the estimated T4 minutes of each budget."""
     active = active or budget()
     if active not in BUDGET_NAMES:
         raise ValueError(f"{active!r} is not a budget; valid values are {', '.join(BUDGET_NAMES)}")
-    return BudgetTable(all_budgets(**per_budget), active)
+    return BudgetTable(all_budgets(**per_budget), active, estimated_minutes(lab) if lab else None)

@@ -8,20 +8,26 @@ the model (registry name, configuration, scale), so that loading it into a diffe
 a clear error rather than a shape mismatch deep inside ``load_state_dict``.
 
 Saving writes to a temporary file and renames it over the old one: a crash or Ctrl-C while
-saving leaves the previous checkpoint intact, never half a file. The weights carry a sha256
-checksum, checked on loading: a file damaged on disk or in a copy is refused instead of
-loading as garbage (checkpoints written before the checksum existed still load).
-:func:`checkpoint_lock` keeps two training runs from writing the same checkpoint.
+saving leaves the previous checkpoint intact, never half a file, and a full disk is reported in
+one line. The whole checkpoint (weights, optimizer and scaler state, step, history, random
+states, facts, and the model's name, configuration and scale) carries a sha256 checksum,
+checked on loading: a file damaged on disk or in a copy, or edited (say, x3 weights relabelled
+x4), is refused instead of loading as garbage. Version-1 checkpoints, whose checksum covered
+the weights only, still load with that check. :func:`checkpoint_lock` keeps two training runs
+from writing the same checkpoint, and clears what a killed run left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import random
 import socket
 import sys
+import threading
+import time
 import zipfile
 from typing import Any
 
@@ -29,15 +35,16 @@ import numpy as np
 import torch
 
 from .device import mps_available
-from .files import write_atomically
+from .files import process_running, remove_stale_temporaries, write_atomically
 from .history import History
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_model", "check_same_model", "model_identity",
-           "model_label", "rng_states", "set_rng_states", "weights_sha256", "checkpoint_lock", "CheckpointLocked"]
+           "model_label", "rng_states", "set_rng_states", "weights_sha256", "checkpoint_sha256", "checkpoint_lock",
+           "CheckpointLocked"]
 
 CHECKPOINT_FORMAT = "srlib-checkpoint"
-CHECKPOINT_VERSION = 1
-# Every checkpoint written by save_checkpoint has these; "facts" and "weights_sha256" are optional.
+CHECKPOINT_VERSION = 2  # 2: "sha256" covers the whole checkpoint; 1: "weights_sha256" covered the weights only
+# Every checkpoint written by save_checkpoint has these; "facts" is optional.
 REQUIRED_KEYS = ("model_name", "model_config", "scale", "model_state", "optimizer_state", "scaler_state", "step",
                  "history", "rng")
 
@@ -91,6 +98,33 @@ def weights_sha256(state: dict) -> str:
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(ckpt: dict) -> str:
+    """sha256 of everything in a checkpoint but its own ``"sha256"`` entry: every tensor's dtype, shape
+    and bytes, and every number, string, list and dict, with their types, dict keys in a fixed order."""
+    digest = hashlib.sha256()
+
+    def feed(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            digest.update(f"D{len(obj)}|".encode())
+            for key in sorted(obj, key=repr):
+                feed(key)
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):  # a tuple may come back as a list: the same data
+            digest.update(f"L{len(obj)}|".encode())
+            for item in obj:
+                feed(item)
+        else:  # None, bool, int, float, str and the like: the type and an exact text
+            text = repr(obj)
+            digest.update(f"{type(obj).__name__}{len(text)}:{text}|".encode())
+
+    feed({k: v for k, v in ckpt.items() if k != "sha256"})
     return digest.hexdigest()
 
 
@@ -161,7 +195,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
         "model_config": config,
         "scale": scale,
         "model_state": model.state_dict(),
-        "weights_sha256": weights_sha256(model.state_dict()),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scaler_state": scaler.state_dict() if scaler is not None else None,
         "step": int(step),
@@ -169,14 +202,37 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *,
         "rng": rng_states(),
         "facts": _plain(dict(facts or {})),
     }
+    ckpt["sha256"] = checkpoint_sha256(ckpt)
     directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             torch.save(ckpt, f)
 
-    write_atomically(path, write)
+    try:
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        write_atomically(path, write)
+    except (OSError, RuntimeError) as error:  # RuntimeError: torch's zip writer reports a failed write so
+        failure = OSError(f"could not write checkpoint {path!r} ({_write_failure(error)}); the previous checkpoint, "
+                          "if any, is unchanged: free some disk space or save to another path")
+        failure.errno = getattr(error, "errno", None)
+        raise failure from None
+
+
+def _write_failure(error: BaseException) -> str:
+    """Why a file could not be written, in words."""
+    code = getattr(error, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if code == errno.EFBIG:
+        return "the file is larger than this system allows"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error)
+    if any(mark in text for mark in ("PytorchStreamWriter", "inline_container", "unexpected pos", "write")):
+        return "writing failed, most likely because the disk is full"  # torch.save's zip writer, in its words
+    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = None,
@@ -238,7 +294,15 @@ def _check_contents(ckpt: dict, path: str) -> None:
     if config_scale is not None and ckpt["scale"] is not None and config_scale != ckpt["scale"]:
         raise ValueError(f"{path!r} says scale x{ckpt['scale']} but its model configuration says "
                          f"x{config_scale}; the file was altered: train again or use another checkpoint")
-    expected = ckpt.get("weights_sha256")  # absent in checkpoints written before it existed
+    if ckpt.get("version", 0) >= 2:
+        if not isinstance(ckpt.get("sha256"), str):
+            raise ValueError(f"{path!r} lacks its checksum (sha256): an incomplete or altered checkpoint; "
+                             "train again or use another checkpoint")
+        if checkpoint_sha256(ckpt) != ckpt["sha256"]:
+            raise ValueError(f"{path!r} does not match its checksum: the file is damaged (a disk error or an "
+                             "incomplete copy) or was edited; copy it again or train again")
+        return
+    expected = ckpt.get("weights_sha256")  # version 1 covered the weights only; the first ones had none
     if expected is not None and weights_sha256(state) != expected:
         raise ValueError(f"the weights in {path!r} do not match their checksum: the file is damaged "
                          "(a disk error or an incomplete copy); copy it again or train again")
@@ -265,16 +329,38 @@ class CheckpointLocked(FileExistsError):
     """Another training run is writing this checkpoint: its lock file exists."""
 
 
+# Locks this process holds, per thread: the same run may take its lock again (the command line
+# takes it, then fit), another thread of the process may not.
+_HELD: dict[tuple[str, int], int] = {}
+STALE_EMPTY_LOCK_SECONDS = 10.0  # a lock file is written the instant it is created; empty after this long: stale
+
+
 @contextlib.contextmanager
 def checkpoint_lock(path: str | os.PathLike):
     """Hold ``path + ".lock"`` while a run writes ``path``, so that a second run refuses to clobber it.
 
     The lock file is created with ``O_CREAT | O_EXCL``, which only one process can do, and holds
     the owner's process id and host name. A lock left behind by a run that was killed (its
-    process no longer exists) is taken over, with a message; the lock is removed on leaving.
+    process no longer exists), or left empty or unreadable for more than
+    :data:`STALE_EMPTY_LOCK_SECONDS` (a full disk when it was written), is taken over with a
+    message; so are the temporary files of a killed run's last save. The lock is removed on
+    leaving. Within one thread the lock may be taken again (nested), which is a no-op.
     """
     lock = os.fspath(path) + ".lock"
+    key = (os.path.realpath(lock), threading.get_ident())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     mine = f"{os.getpid()} {socket.gethostname()}"
+    if os.path.dirname(lock):
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+    if os.path.isdir(lock):
+        raise IsADirectoryError(f"{lock!r} is a folder, but srlib keeps the lock of {os.fspath(path)!r} there; "
+                                "move the folder away or write to another checkpoint")
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -284,25 +370,49 @@ def checkpoint_lock(path: str | os.PathLike):
             if held_by is None:
                 continue  # removed meanwhile: try again
             pid, host = held_by
-            if pid is None or host != socket.gethostname() or _running(pid):
+            if pid is None and _age(lock) > STALE_EMPTY_LOCK_SECONDS:
+                why = "it is empty or unreadable, left by a run that could not write it (a full disk?)"
+            elif pid is not None and host == socket.gethostname() and not process_running(pid):
+                why = f"process {pid}, which made it, is no longer running"
+            else:
                 owner = f"process {pid} on {host}" if pid is not None else "a run that is starting"
                 raise CheckpointLocked(f"{os.fspath(path)!r} is being written by another training run ({owner}); "
                                        f"wait for it to finish or write to another checkpoint, or delete "
                                        f"{lock!r} if no such run exists") from None
-            print(f"taking over {lock} from process {pid}, which is no longer running", file=sys.stderr)
-            if _read_lock(lock) == held_by:  # still the dead run's: not a lock someone took over meanwhile
+            print(f"taking over {lock}: {why}", file=sys.stderr)
+            if _read_lock(lock) == held_by:  # still the stale one: not a lock someone took over meanwhile
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(lock)
+    failure = None
     try:
-        os.write(fd, (mine + "\n").encode())
+        complete = os.write(fd, (mine + "\n").encode()) == len(mine) + 1
+    except OSError as error:
+        complete, failure = False, error
     finally:
         os.close(fd)
+    if not complete:  # e.g. a full disk: leave no empty lock behind
+        with contextlib.suppress(OSError):
+            os.remove(lock)
+        reason = _write_failure(failure) if failure is not None else "the disk is full"
+        raise OSError(f"could not write the lock file {lock!r} ({reason}); free some disk space or write the "
+                      "checkpoint elsewhere")
+    remove_stale_temporaries(path)  # no other run writes this checkpoint now
+    _HELD[key] = 1
     try:
         yield
     finally:
+        del _HELD[key]
         if _read_lock(lock) == _parse_lock(mine):  # not taken over meanwhile
             with contextlib.suppress(FileNotFoundError):
                 os.remove(lock)
+
+
+def _age(path: str) -> float:
+    """Seconds since ``path`` was last modified (0 if it is gone)."""
+    try:
+        return time.time() - os.path.getmtime(path)
+    except OSError:
+        return 0.0
 
 
 def _parse_lock(text: str) -> tuple[int | None, str | None]:
@@ -320,16 +430,3 @@ def _read_lock(lock: str) -> tuple[int | None, str | None] | None:
             return _parse_lock(fh.read())
     except FileNotFoundError:
         return None
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine."""
-    if sys.platform == "win32":
-        return True  # no safe probe there (os.kill would end the process): never take a lock over
-    try:
-        os.kill(pid, 0)  # signal 0 checks that the process exists without touching it
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True

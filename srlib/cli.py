@@ -157,8 +157,9 @@ def _check_train_args(args) -> tuple:
     return model_spec, budget
 
 
-def _check_resumable(out: Path, model, settings: dict) -> None:
-    """An existing ``--out`` must be a checkpoint of this model and these settings: it is continued, never replaced."""
+def _check_resumable(out: Path, model, settings: dict, option: str = "--out") -> dict:
+    """An existing ``--out`` must be a checkpoint of this model and these settings: it is continued, never replaced.
+    Returns the checkpoint."""
     from .checkpoint import check_same_model, load_checkpoint
     from .train import check_same_settings
 
@@ -174,7 +175,8 @@ def _check_resumable(out: Path, model, settings: dict) -> None:
     try:
         check_same_settings(ckpt.get("facts") or {}, settings, out)
     except ValueError as error:
-        raise UsageError(f"{error} (--out)") from None
+        raise UsageError(f"{error} ({option})") from None
+    return ckpt
 
 
 def cmd_train(args) -> int:
@@ -184,15 +186,17 @@ def cmd_train(args) -> int:
     from .distributed import leave, this_process
     from .evaluate import evaluate
     from .models import build
-    from .train import fit
+    from .train import data_facts, fit
 
     model_spec, budget = _check_train_args(args)
     out, size, steps, batch_size = args.out, args.size, args.steps, args.batch_size
     world = this_process()  # under torchrun, one of several: rank 0 prints (fit validates and saves there)
     seed_everything(args.seed)  # before building: the initial weights come from the seeded generators
     model = build(args.model, args.scale, size=size)
+    held = None  # the checkpoint continued, if any
     if world.main and out.exists():
-        _check_resumable(out, model, dict(lr=args.lr, batch_size=batch_size, seed=args.seed, processes=world.size))
+        held = _check_resumable(out, model, dict(lr=args.lr, batch_size=batch_size, seed=args.seed,
+                                                 processes=world.size, patch_size=args.patch_size))
     if world.main:
         out.parent.mkdir(parents=True, exist_ok=True)
     # Rank 0 writes the checkpoint; the lock keeps a second run from writing it at the same time.
@@ -202,18 +206,28 @@ def cmd_train(args) -> int:
         train_images = {}
         for name in args.data:
             train_images.update({f"{name}/{k}": v for k, v in _images(name, args.root, "train").items()})
+        largest = max(min(img.shape[:2]) for img in train_images.values())
+        if args.patch_size > largest:  # asked for explicitly: refused rather than shrunk as the labs' patches are
+            raise UsageError(f"every training image is smaller than the patch size {args.patch_size} (the largest "
+                             f"holds {largest} pixels); use --patch-size {largest - largest % args.scale} or less")
         try:
             data = PatchDataset(train_images, args.scale, patch_size=args.patch_size, channels=channels,
                                 upsampled=upsampled, seed=args.seed)
-        except ValueError as error:  # e.g. a patch larger than an image
+        except ValueError as error:
             raise UsageError(f"{error} (--patch-size)") from None
+        if held is not None:  # the images themselves must be the ones the checkpoint was trained on
+            held = _check_resumable(out, model, data_facts(data), option="--data")
         validation = center_crops(sample_images("val"), 192)  # never a test photograph
 
         def validate(m):
             return evaluate(m, validation, args.scale).mean_psnr
 
         processes = f" x {world.size} processes, {world.size * batch_size} patches per step" if world.size > 1 else ""
-        if world.main:
+        if world.main and held is not None:
+            done = held["step"]
+            print(f"resuming at step {done:,} of {steps:,} ({out})" if done < steps else
+                  f"{out} already holds {done:,} steps (asked for {steps:,}): nothing to train")
+        if world.main and (held is None or held["step"] < steps):
             print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
                   f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
                   f"device {pick_device(args.device)}{processes}; checkpoint {out}")
@@ -223,12 +237,16 @@ def cmd_train(args) -> int:
                           checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device,
                           seed=args.seed, progress=not args.no_progress)
         except KeyboardInterrupt as stop:
-            raise KeyboardInterrupt(f"{stop}; {out} holds the run: the same command continues it") from None
+            when = f"{stop}; " if str(stop) else ""
+            if out.exists():
+                raise KeyboardInterrupt(f"{when}{out} holds the run: the same command continues it") from None
+            raise KeyboardInterrupt(f"{when}stopped before the first step, nothing was saved") from None
         finally:
             leave()  # the process group fit joined under torchrun
     if world.main:
         last = history.val[-1][1] if history.val else float("nan")
-        print(f"done: {len(history.steps)} steps, validation PSNR {last:.2f} dB; saved {out}")
+        trained = held is None or held["step"] < steps
+        print(f"done: {len(history.steps)} steps, validation PSNR {last:.2f} dB; {'saved' if trained else 'in'} {out}")
     return 0
 
 
@@ -239,9 +257,10 @@ def _load(source: str, scale: int | None = None):
     from .checkpoint import load_model
     from .reference import is_reference, load_reference
 
-    if is_authors(source) and not os.path.exists(source):
+    # A model name wins over a folder of that name; only a file of that name is a checkpoint.
+    if is_authors(source) and not os.path.isfile(source):
         return load_authors(source, scale)
-    if (is_reference(source) and not os.path.exists(source)) or str(source).endswith(".safetensors"):
+    if (is_reference(source) and not os.path.isfile(source)) or str(source).endswith(".safetensors"):
         return load_reference(source)
     if not os.path.exists(source) and not Path(source).suffix:  # a name, not a file: a mistyped reference?
         from .reference import RECIPES

@@ -14,6 +14,8 @@ Tensors here are float in [0, 1] with channels in dimension -3: ``(..., 3, H, W)
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb", "quantize", "check_unit_range"]
@@ -35,10 +37,11 @@ def check_unit_range(img: torch.Tensor, what: str = "HR") -> None:
     """Refuse images that are not on the [0, 1] scale every function of srlib expects: NaN and
     infinities (a diverged network), the 0..255 scale, and values outside [0, 1] by more than
     float rounding."""
-    if not torch.isfinite(img).all():
+    # One pass gives both bounds; NaN propagates into them and an infinity is a bound.
+    low, high = (v.item() for v in torch.aminmax(img))
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{what} contains NaN or infinite values; PSNR and SSIM are undefined "
                          "(a diverged network gives NaN: check the model's output).")
-    low, high = img.min().item(), img.max().item()
     if high > 2:  # far beyond rounding: the 8-bit scale
         raise ValueError(f"{what} values span [{low:.3g}, {high:.3g}]: images on the 0..255 scale must be "
                          "divided by 255 first (expected [0, 1]).")
@@ -49,7 +52,10 @@ def check_unit_range(img: torch.Tensor, what: str = "HR") -> None:
 
 def quantize(img: torch.Tensor) -> torch.Tensor:
     """Round to the 8-bit grid and clip, as saving to PNG would; stays float in [0, 1]."""
-    return img.clamp(0, 1).mul(255).round().div(255)
+    out = img.clamp(0, 1)  # a new tensor: the steps below can work in place, on it alone
+    if not out.is_floating_point():  # an integer tensor becomes float on division, so not in place
+        return out.mul(255).round().div(255)
+    return out.mul_(255).round_().div_(255)
 
 
 def _check_rgb(img: torch.Tensor) -> None:

@@ -25,6 +25,7 @@ decoded: a few kilobytes can declare gigapixels (a "decompression bomb").
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import warnings
@@ -268,6 +269,11 @@ class PatchDataset(Dataset):
             and ``patch_size`` must divide by every scale.
         length: nominal number of patches in one pass; patch ``i`` is a pure function of
             ``(seed, i)``, which makes runs repeatable and resumable.
+
+    Images smaller than the patch are left out, with one warning that counts them (T91 holds
+    images of 78 x 78 pixels; the papers' 96- to 384-pixel patches were cut from DIV2K). If no
+    image is large enough, the patch shrinks to the largest that the biggest image holds, with a
+    warning; :attr:`patch_size` is the size in use.
     """
 
     def __init__(self, images, scale: int | None = None, patch_size: int = 48, channels: str = "y",
@@ -287,6 +293,7 @@ class PatchDataset(Dataset):
             raise ValueError(f"patch_size {patch_size} must divide by {what} {self.scales} for LR input.")
         if degradation not in DEGRADATIONS:
             raise ValueError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
+        patch_size, names, imgs = _fitting_patch(patch_size, names, imgs, 1 if upsampled else math.lcm(*self.scales))
         self.patch_size, self.upsampled, self.augment = patch_size, upsampled, augment
         # With LR input, batch() draws one scale for all the patches it returns: a loader must ask
         # for one training batch per call (srlib.train does).
@@ -297,11 +304,7 @@ class PatchDataset(Dataset):
         self.pairs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for s in self.scales:
             pairs = []
-            for name, img in zip(names, imgs):
-                h, w = img.shape[:2]
-                if min(h, w) < patch_size:
-                    raise ValueError(f"{name} ({h}x{w}) is smaller than the patch size {patch_size}; "
-                                     "use a smaller patch_size or drop the image.")
+            for img in imgs:
                 hr = to_tensor(mod_crop(img, s), channels, dtype=torch.float64)
                 noise = {"generator": torch.Generator().manual_seed(seed)} if degradation == "noise" else {}
                 lr = degrade(hr, s, degradation, **noise)
@@ -336,8 +339,10 @@ class PatchDataset(Dataset):
         n, p = len(indices), self.patch_size
         u = _uniform(self.seed, indices, 5)  # per patch: scale, image, top, left, symmetry
         scale_index = (u[:, 0] * len(self.scales)).astype(np.int64)
-        if not self.upsampled:  # LR inputs of different scales differ in size: the first patch's scale for all
-            scale_index[:] = scale_index[0]
+        if not self.upsampled:  # LR inputs of different scales differ in size: one scale for the batch,
+            # the whole batch's first patch's, which under torchrun every process knows (BatchPart.first)
+            first = getattr(indices, "first", indices[0])
+            scale_index[:] = int(_uniform(self.seed, [first], 5)[0, 0] * len(self.scales))
         p_in = p if self.upsampled else p // self.scales[scale_index[0]]
         image = np.searchsorted(self._cdf, u[:, 1], side="right")
         positions = self._input_sizes[scale_index, image] - p_in + 1  # (n, 2): where a patch can start
@@ -353,6 +358,29 @@ class PatchDataset(Dataset):
             xs[j] = _dihedral_view(net_in[:, row: row + p_in, col: col + p_in], k)
             ys[j] = _dihedral_view(hr[:, f * row: f * row + p, f * col: f * col + p], k)
         return torch.from_numpy(xs), torch.from_numpy(ys)
+
+
+def _fitting_patch(patch_size: int, names: list[str], imgs: list[np.ndarray], multiple: int):
+    """The patch size to use and the images it fits in, with a warning for what had to change."""
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be a positive number of pixels, got {patch_size}.")
+    sides = [min(img.shape[:2]) for img in imgs]
+    notes = []
+    if max(sides) < patch_size:  # nothing fits: the largest patch the biggest image holds
+        capped = max(sides) // multiple * multiple
+        if capped < multiple:
+            raise ValueError(f"every image is smaller than one patch of {multiple} pixels; use larger images.")
+        notes.append(f"patch size {patch_size} capped at {capped}, the largest the biggest image holds")
+        patch_size = capped
+    keep = [i for i, side in enumerate(sides) if side >= patch_size]
+    if len(keep) < len(imgs):
+        small = [names[i] for i in range(len(imgs)) if sides[i] < patch_size]
+        examples = ", ".join(small[:3]) + (", ..." if len(small) > 3 else "")
+        notes.append(f"{len(small)} of {len(imgs)} images are smaller than the {patch_size}-pixel patch "
+                     f"and are left out ({examples})")
+    if notes:
+        warnings.warn("PatchDataset: " + "; ".join(notes) + ".", stacklevel=3)
+    return patch_size, [names[i] for i in keep], [imgs[i] for i in keep]
 
 
 def dihedral(t: torch.Tensor, k: int) -> torch.Tensor:

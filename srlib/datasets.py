@@ -14,26 +14,33 @@ images are extracted flat into a temporary folder inside ``<root>``, verified, a
 renamed to ``<root>/<Name>``. Whatever fails is removed (a bad archive included), so a set is
 either complete or absent. Sizes are capped: a download stops once it is larger than expected
 (:func:`_download_limit`, :func:`_image_limit`), and extraction stops at a per-image and a
-total limit, so a wrong link or a zip bomb cannot fill the disk.
+total limit, so a wrong link or a zip bomb cannot fill the disk. A server that stops sending, or
+sends so slowly that less than :data:`STALL_BYTES` arrive in a whole ``timeout``, is given up
+(the part received is kept, and the same command resumes it).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import csv
+import errno
 import fnmatch
 import functools
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import posixpath
 import re
 import shutil
+import signal
 import stat
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import urllib.parse
 import zipfile
 import zlib
@@ -50,6 +57,7 @@ IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg")
 DOWNLOADS_DIR = ".downloads"
 CHUNK_SIZE = 1 << 16
 DEFAULT_TIMEOUT = 60.0
+STALL_BYTES = 16 << 10  # fewer bytes than this in a whole timeout: the transfer has stalled
 MB = 1 << 20
 MAX_IMAGE_BYTES = 200 * MB  # one image file whose size is not known (DIV2K's largest PNG is about 6 MB)
 MAX_EXTRACTED_BYTES = 8 << 30  # everything extracted for one set (DIV2K's 800 training images: 3.5 GB)
@@ -107,6 +115,8 @@ def load_checksums(table=None) -> dict[str, dict[str, dict]]:
         return dict(table)
     out: dict[str, dict[str, dict]] = {}
     path = Path(table or TABLES / "checksums.tsv")
+    if table is not None and not path.is_file():  # a table asked for and absent would check nothing
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     if path.exists():
         with open(path, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
@@ -221,6 +231,8 @@ def _retrieve(url: str, folder: Path, fname: str, *, known_hash: str | None = No
         downloader = _ResumingDownloader(folder / (fname + ".part"), progress, timeout, max_bytes, what)
         return Path(pooch.retrieve(url, known_hash, fname=fname, path=folder, downloader=downloader))
     except ValueError as exc:  # pooch: the checksum does not match (it has deleted the file)
+        if "hash" not in str(exc).lower():  # another mistake (requests says ValueError too): not a checksum
+            raise DownloadError(f"{fname.removeprefix('.raw-')}: {' '.join(str(exc).split())}") from None
         alg = str(known_hash).split(":")[0]
         raise VerificationError(f"{fname.removeprefix('.raw-')}: {alg} of the downloaded {what} does not match the "
                                 f"published checksum; the download was removed ({exc})") from None
@@ -259,10 +271,10 @@ class _ResumingDownloader:
                 etag = ""
             if etag and not etag.startswith("W/"):  # weak validators are not allowed in If-Range
                 headers["If-Range"] = etag
-        self.size = self.started = None
+        self.size = self.started = self.stalled = None
         self.received = offset
         try:
-            with open(self.part, "ab") as out:
+            with open(self.part, "ab") as out, _answer_deadline(self):
                 hooks = {"response": lambda response, **_: self._start(response, out, offset, url)}
                 pooch.HTTPDownloader(progressbar=self.progress, chunk_size=CHUNK_SIZE, headers=headers,
                                      timeout=self.timeout, hooks=hooks)(url, _Capped(out, self, url), pooch_instance)
@@ -274,7 +286,12 @@ class _ResumingDownloader:
                 self._discard()
                 return self(url, output_file, pooch_instance)
             raise DownloadError(f"{url}: HTTP error {exc.response.status_code} ({exc.response.reason})") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, TimeoutError) as exc:  # TimeoutError: the deadline, between two reads
+            if self.stalled:
+                kept = self.part.stat().st_size if self.part.exists() else 0
+                again = (f"the {kept:,} bytes received are kept: run the same command again to resume" if kept
+                         else "run the same command again later, or give a longer --timeout")
+                raise NetworkError(f"download of {url} stalled: {self.stalled}; {again}") from None
             if self.started:
                 raise NetworkError(f"download of {url} was interrupted after {self.part.stat().st_size} bytes "
                                    f"({_network_reason(exc)}); run the same command again to resume") from None
@@ -308,7 +325,8 @@ class _ResumingDownloader:
         if self.size is not None and self.max_bytes is not None and self.size > self.max_bytes:
             response.close()
             raise self.too_large(url, announced=self.size)
-        self.started = True
+        self.started = True  # from here on, _StallGuard watches the body
+        _watch_for_stalls(response, self)
         validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
         self.meta.write_text(json.dumps({"url": url, "etag": validator}))
 
@@ -320,6 +338,95 @@ class _ResumingDownloader:
         size = f"is {announced:,} bytes," if announced is not None else "sent"
         return DownloadError(f"{url} {size} more than the {self.max_bytes:,} bytes expected for this {self.what}; "
                              "stopped and removed it (the link may now point to another file)")
+
+
+@contextlib.contextmanager
+def _answer_deadline(downloader: _ResumingDownloader):
+    """Give up when the server's answer (status line and headers) is not complete after ``timeout``.
+
+    Like the body, the headers can trickle in a byte at a time, each byte arriving before the
+    socket's timeout. An interval timer interrupts the wait for them; once the body has started,
+    it does nothing. Signals work in the main thread only, and the timer is left alone when
+    someone else has set it: there the socket timeout is the only limit."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        if not downloader.started:
+            downloader.stalled = f"the server's answer was not complete after {downloader.timeout:g} s"
+            raise TimeoutError(downloader.stalled)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, downloader.timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _watch_for_stalls(response, downloader: _ResumingDownloader) -> None:
+    """Let ``downloader`` see the body arrive piece by piece, so that a trickling server is caught.
+
+    The socket's timeout bounds each wait for data, but a server that sends a byte every few
+    seconds never triggers it, and the reads above it wait for a whole chunk (64 KB: a day and
+    a half at that pace). The reader of the response is wrapped so that every piece the socket
+    delivers is counted as it arrives. Where the response has no such reader (another HTTP
+    library), nothing is wrapped: the socket timeout still applies."""
+    connection = getattr(getattr(response, "raw", None), "_fp", None)  # urllib3 -> http.client response
+    reader = getattr(connection, "fp", None)
+    if reader is not None and hasattr(reader, "read1"):
+        connection.fp = _StallGuard(reader, downloader)
+
+
+class _StallGuard:
+    """A buffered socket reader that reads no more than the socket has delivered, and gives up
+    (``TimeoutError``, which requests reports as a timeout) when a whole ``timeout`` brings fewer
+    than :data:`STALL_BYTES`."""
+
+    def __init__(self, reader, downloader: _ResumingDownloader):
+        self.reader, self.downloader = reader, downloader
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def _arrived(self, n: int) -> None:
+        now, d = time.monotonic(), self.downloader
+        self.window_bytes += n
+        if now - self.window_start >= d.timeout:
+            if self.window_bytes < STALL_BYTES:
+                d.stalled = (f"{self.window_bytes:,} bytes arrived in {now - self.window_start:.0f} s, less than "
+                             f"{STALL_BYTES:,} bytes per timeout of {d.timeout:g} s")
+                raise TimeoutError(d.stalled)
+            self.window_start, self.window_bytes = now, 0
+
+    def readinto(self, buffer) -> int:
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view):
+            piece = self.reader.read1(len(view) - filled)
+            if not piece:
+                break
+            view[filled:filled + len(piece)] = piece
+            filled += len(piece)
+            self._arrived(len(piece))
+        return filled
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:  # to the end
+            pieces = []
+            while piece := self.read(CHUNK_SIZE):
+                pieces.append(piece)
+            return b"".join(pieces)
+        buffer = bytearray(n)
+        return bytes(buffer[:self.readinto(buffer)])
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self.reader.readline(limit)
+        self._arrived(len(line))
+        return line
+
+    def __getattr__(self, name: str):
+        return getattr(self.reader, name)
 
 
 class _Capped:
@@ -719,6 +826,28 @@ def _manual_instructions(name: str, spec: Mapping, root: Path, checksums: Mappin
         f"    {target}{os.sep}" + (f" (e.g. {target / sorted(expected)[0]})" if expected else "")])
 
 
+def _check_timeout(timeout) -> None:
+    """A timeout must be a finite number of seconds above zero (requests refuses 0 in words that say otherwise)."""
+    number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    if not (number and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a number of seconds above 0, got {timeout!r}; the default is "
+                         f"{DEFAULT_TIMEOUT:g}")
+
+
+def _make_root(root: Path) -> Path:
+    """``root``, created if needed; a file or an unwritable place in its way is one clear error."""
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DownloadError(f"data root {root}: {existing} is a file, not a folder; give --root (or SRLIB_DATA) "
+                            "a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create the data root {root} ({exc.strerror or exc}); give --root (or "
+                            "SRLIB_DATA) a folder you can write in") from None
+    return root
+
+
 def download(names: str | Iterable[str], root: str | os.PathLike | None = None, *, sources=None,
              checksums=None, force: bool = False, keep_archives: bool = False, progress: bool = True,
              timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] | None = print):
@@ -730,12 +859,12 @@ def download(names: str | Iterable[str], root: str | os.PathLike | None = None, 
     mirror could be reached, another :class:`DownloadError` otherwise.
     """
     log = log or (lambda _msg: None)
+    _check_timeout(timeout)
     sources, checksums = load_sources(sources), load_checksums(checksums)
     wanted = _resolve([names] if isinstance(names, str) else names, sources)
     for name in wanted:  # before anything is written
         _check_names(name, sources[name], checksums)
-    root = data_root(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = _make_root(data_root(root))
     archives: set[Path] = set()
     done, errors = {}, []
     try:
@@ -770,7 +899,7 @@ def install_from_archive(name: str, archive: str | os.PathLike, root: str | os.P
     _check_names(name, spec, checksums)
     if not archive.is_file():
         raise DownloadError(f"{archive} does not exist or is not a file")
-    root.mkdir(parents=True, exist_ok=True)
+    root = _make_root(root)
     if _already_installed(name, spec, checksums, root / name, force, log):
         return root / name
     rules = []
@@ -803,6 +932,16 @@ def format_table(sources=None) -> str:
     return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths) + "  ------"] + lines[1:])
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+        _check_timeout(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}") from None
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options shared by ``python -m srlib download`` and ``data_scripts/download.py``."""
     p.add_argument("names", nargs="*", help="data sets to install, or 'all' (see --list)")
@@ -813,7 +952,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--keep-archives", action="store_true", help=f"keep the archives in <root>/{DOWNLOADS_DIR}")
     p.add_argument("--sources", metavar="JSON", help="use this data set table instead of the shipped one")
     p.add_argument("--checksums", metavar="TSV", help="use this checksum table instead of the shipped one")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="network timeout in seconds")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                   help=f"seconds without progress before a download is given up (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="do not show progress bars")
     return p
 
@@ -821,7 +961,14 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed options. Exit code 0 when every set is installed and verified, 1 if not, 2 on misuse."""
     try:
-        tables = dict(sources=load_sources(args.sources), checksums=load_checksums(args.checksums))
+        tables = {}
+        for table, option in ((args.sources, "sources"), (args.checksums, "checksums")):
+            try:
+                tables[option] = (load_sources if option == "sources" else load_checksums)(table)
+            except OSError as exc:
+                raise DownloadError(f"--{option} {table}: {exc.strerror or exc}; give the path of a "
+                                    f"{'JSON' if option == 'sources' else 'TSV'} table, or leave --{option} out "
+                                    "for the shipped one") from None
         if args.list:
             print(format_table(tables["sources"]))
             print(f"\ndata root: {data_root(args.root).resolve()}  (set with --root or SRLIB_DATA)")
@@ -829,6 +976,11 @@ def run(args: argparse.Namespace) -> int:
         names = _resolve(args.names, tables["sources"])
         if not names:
             raise DownloadError("name at least one data set, 'all', or use --list")
+        root = data_root(args.root)
+        in_the_way = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            raise DownloadError(f"data root {root}: {in_the_way} is a file, not a folder; give --root (or "
+                                "SRLIB_DATA) a folder")
     except (OSError, ValueError, KeyError, DownloadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -841,6 +993,10 @@ def run(args: argparse.Namespace) -> int:
                      progress=not args.no_progress, timeout=args.timeout, **tables)
     except DownloadError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a full disk while extracting
+        print(f"\nerror: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; nothing was installed "
+              "for the set being written; free space or choose another --root", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything"]
+__all__ = ["pick_device", "seed_everything", "one_thread"]
 
 
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
@@ -48,3 +49,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds CUDA and MPS
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+@contextmanager
+def one_thread():
+    """Run a block on one CPU thread, then restore torch's setting.
+
+    For many short passes over memory (resizing, PSNR, SSIM band by band): with two threads,
+    each pass waits until both are scheduled. On two cores shared with other work (load
+    average 4 to 8), two threads made a bicubic evaluation 7 to 40 times slower than one
+    (``benchmarks/evaluate.py``). A network's forward pass is left to torch's thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

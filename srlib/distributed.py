@@ -14,7 +14,12 @@ Under torchrun, ``fit``
   gradients over the processes: every step learns from N x ``batch_size`` patches;
 * cuts every batch of N x ``batch_size`` indices of the seeded order into N disjoint parts, part
   ``r`` for rank ``r``: the patches of a step are a function of (seed, step, rank), so a resumed
-  run continues exactly;
+  run continues exactly. Each part remembers the first index of the whole batch
+  (:class:`BatchPart`): a dataset that draws one scale per batch (MDSR's) draws it from that index,
+  so every process trains the same scale at every step;
+* shares batch normalisation's statistics over the processes (:class:`SyncedBatchNorm2d`): a step
+  normalises with the mean and variance of all N x ``batch_size`` patches, as one process with the
+  whole batch would, and every process keeps the same running statistics;
 * records the mean loss of the N parts; validates, saves, prints and reads the checkpoint on
   rank 0 only, and hands the others what they need (the PSNR; on resume, the checkpoint); they
   wait at a barrier while rank 0 saves.
@@ -40,9 +45,10 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["World", "this_process", "join", "leave"]
+__all__ = ["World", "BatchPart", "SyncedBatchNorm2d", "this_process", "join", "leave"]
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,23 @@ class World:
         DDP wraps model and loss together: the papers' losses call more than ``model(x)``
         (``forward_all``, ``dual``, ...), and all of it must run inside DDP's forward for the
         gradients to be averaged. ``static_graph``: every step uses the same parameters, which
-        may leave some out (MDSR trains the heads of its current scale only); a loss whose
-        graph changes from step to step stops with DDP's error."""
+        may leave some out, and may call a module twice (DRN's semi-supervised loss). A model whose
+        steps use different parameters says so with ``varying_parameters = True`` (MDSR, whose
+        scale changes from batch to batch): DDP then looks for the unused ones at every step.
+        Batch normalisation layers become :class:`SyncedBatchNorm2d`."""
         if self.size == 1:
             return partial(loss_fn, model)
-        return DistributedDataParallel(_ModelAndLoss(model, loss_fn), device_ids=self._device_ids, static_graph=True)
+        share_batch_norm_statistics(model)
+        varying = bool(getattr(model, "varying_parameters", False))
+        return DistributedDataParallel(_ModelAndLoss(model, loss_fn), device_ids=self._device_ids,
+                                       static_graph=not varying, find_unused_parameters=varying)
 
     def share(self, order: Iterator[list[int]]) -> Iterator[list[int]]:
         """This process's part of every batch of ``order``: part ``rank`` of ``size`` equal parts."""
         if self.size == 1:
             return order
-        return (b[self.rank * len(b) // self.size: (self.rank + 1) * len(b) // self.size] for b in order)
+        return (BatchPart(b[self.rank * len(b) // self.size: (self.rank + 1) * len(b) // self.size], first=b[0])
+                for b in order)
 
     def mean(self, value: float) -> float:
         """The mean of ``value`` over the processes (the loss of the whole step)."""
@@ -114,6 +126,68 @@ class World:
     @property
     def _device_ids(self) -> list[int] | None:
         return [self.device.index] if self.device is not None and self.device.type == "cuda" else None
+
+
+class BatchPart(list):
+    """One process's part of a step's batch of indices, and ``first``, the whole batch's first index."""
+
+    def __init__(self, indices, first: int):
+        super().__init__(indices)
+        self.first = first
+
+
+class SyncedBatchNorm2d(nn.BatchNorm2d):
+    """Batch normalisation whose training statistics are those of the whole step, over every process.
+
+    Each process sums its part of the batch; one all-reduce gives the sums of the whole batch, and
+    the all-reduce's backward pass carries every process's share of the gradient back through the
+    shared mean and variance. With one process, or in eval mode, it is ``nn.BatchNorm2d``. Unlike
+    ``nn.SyncBatchNorm`` it runs on the CPU (Gloo) as well as on GPUs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        channels = x.shape[1]
+        count = torch.full((1,), x.numel() // channels, dtype=torch.float64, device=x.device)
+        sums = torch.cat([x.sum((0, 2, 3), dtype=torch.float64), (x * x).sum((0, 2, 3), dtype=torch.float64), count])
+        sums = _SumOverProcesses.apply(sums)
+        n = sums[-1]
+        mean = sums[:channels] / n
+        var = sums[channels: 2 * channels] / n - mean * mean  # float64: no cancellation to speak of
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = 1 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+                self.running_var.lerp_((var * n / (n - 1)).to(self.running_var.dtype), momentum)
+        dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype  # as autocast's batch_norm
+        y = (x.to(dtype) - mean.to(dtype)[:, None, None]) * (var + self.eps).rsqrt().to(dtype)[:, None, None]
+        return y * self.weight[:, None, None] + self.bias[:, None, None] if self.affine else y
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over the processes, and its gradient: the sum of the processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
+def share_batch_norm_statistics(model: nn.Module) -> None:
+    """Turn ``model``'s ``nn.BatchNorm2d`` layers into :class:`SyncedBatchNorm2d`, in place: the same
+    modules, parameters and buffers (an optimizer built on them stays valid), with the shared forward."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = SyncedBatchNorm2d
 
 
 class _ModelAndLoss(torch.nn.Module):

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import ledger
+from .color import quantize
 from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
-from .metrics import mod_crop, sr_metrics
+from .device import one_thread
+from .metrics import measure, mod_crop, quantize_measured, to_y
 
 __all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "protocol_images", "upscale_image"]
 
@@ -43,13 +46,20 @@ def super_resolve(model, lr: torch.Tensor, scale: int, upsampled: bool | None = 
     ``chop`` runs the network tile by tile (``True`` or a tile size in LR pixels) for images
     too large for memory; ``self_ensemble`` averages the 8 flips/rotations ("+" models).
     """
+    if upsampled is None:
+        upsampled, _ = model_convention(model)
+    return _forward(model, network_input(lr.double(), scale, upsampled), scale, upsampled, chop, self_ensemble)
+
+
+@torch.no_grad()
+def _forward(model, x: torch.Tensor, scale: int, upsampled: bool, chop: bool | int = False,
+             self_ensemble: bool = False) -> torch.Tensor:
+    """:func:`super_resolve` on the network's input ``x`` itself (float64, made by :func:`network_input`)."""
     from .inference import chop_forward
     from .inference import self_ensemble as ensemble
 
-    if upsampled is None:
-        upsampled, _ = model_convention(model)
     device = next(model.parameters()).device
-    x = network_input(lr.double(), scale, upsampled).float().to(device)
+    x = x.float().to(device)
     was_training = model.training
     model.eval()
     try:
@@ -150,7 +160,10 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     pre-upsampled input; for other modules pass ``upsampled`` and ``channels``.
 
     Grayscale images are their own Y channel, as in the papers' MATLAB code; converting them
-    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB.
+    to RGB first would squeeze them into the studio range 16-235 and raise PSNR by 1.3 dB. An RGB
+    model gets the gray image in all three channels, and the mean of its three output channels is
+    measured against it: the same HR and bicubic images as for a Y model, so one bicubic figure
+    serves both.
     """
     bicubic_only = model is None or (isinstance(model, str) and model == "bicubic")
     if isinstance(model, str) and not bicubic_only:
@@ -167,28 +180,44 @@ def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | N
     items = images.items()
     if progress:
         from .progress import progress_bar
-        items = progress_bar(iterable=items, desc=f"evaluate x{scale}", leave=False)
-    for name, img in items:
-        hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled, channels,
-                                    chop, self_ensemble)
-        b_psnr, b_ssim = sr_metrics(bicubic, hr, scale)
-        m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else sr_metrics(sr, hr, scale)
-        result.names.append(name)
-        result.bicubic_psnr.append(b_psnr.item())
-        result.bicubic_ssim.append(b_ssim.item())
-        result.psnr.append(m_psnr.item())
-        result.ssim.append(m_ssim.item())
+        items = progress_bar(iterable=items, desc=f"evaluate x{scale}", unit="image", leave=False)
+    with ledger.measuring(None if bicubic_only else model) as counted:  # SRLIB_COST_LEDGER
+        for name, img in items:
+            hr, bicubic, sr = _protocol(None if bicubic_only else model, img, scale, degradation, upsampled,
+                                        channels, chop, self_ensemble)
+            # What sr_metrics does, with each step done once per image: the HR image comes from 8-bit
+            # pixels (already on the 8-bit grid and in range) and is converted to Y once for both
+            # columns; bicubic output is finite by construction; only the network's output is checked.
+            with one_thread():
+                hr = to_y(hr)
+                b_psnr, b_ssim = measure(to_y(quantize(bicubic)), hr, scale)
+                m_psnr, m_ssim = (b_psnr, b_ssim) if bicubic_only else measure(to_y(quantize_measured(sr)), hr, scale)
+            result.names.append(name)
+            result.bicubic_psnr.append(b_psnr.item())
+            result.bicubic_ssim.append(b_ssim.item())
+            result.psnr.append(m_psnr.item())
+            result.ssim.append(m_ssim.item())
+    if ledger.active() and counted.outermost and not bicubic_only:
+        ledger.record(kind="evaluate", model=result.label, images=len(images), macs=counted.macs)
     return result
 
 
 def _protocol(model, img: np.ndarray, scale: int, degradation: str, upsampled: bool | None, channels: str,
               chop: bool | int = False, self_ensemble: bool = False):
     """HR (mod-cropped), bicubic and model output (None without a model) of one image, as measured."""
-    hr = to_tensor(mod_crop(img, scale), channels, dtype=torch.float64)
-    lr = degrade(hr, scale, degradation)
-    sr = None if model is None else super_resolve(model, lr, scale, upsampled=upsampled, chop=chop,
-                                                  self_ensemble=self_ensemble)
-    return hr, upsample_bicubic(lr, scale), sr
+    gray_for_rgb = img.ndim == 2 and channels == "rgb"  # measured as its own Y (see evaluate)
+    with one_thread():
+        hr = to_tensor(mod_crop(img, scale), "y" if gray_for_rgb else channels, dtype=torch.float64)
+        lr = degrade(hr, scale, degradation)
+        bicubic = upsample_bicubic(lr, scale)  # the baseline, and a pre-upsampling network's input: made once
+    if model is None:
+        return hr, bicubic, None
+    if upsampled is None:
+        upsampled, _ = model_convention(model)
+    net_input = bicubic if upsampled else lr
+    sr = _forward(model, net_input.repeat(1, 3, 1, 1) if gray_for_rgb else net_input, scale, upsampled, chop,
+                  self_ensemble)
+    return hr, bicubic, sr.mean(dim=1, keepdim=True) if gray_for_rgb else sr
 
 
 def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = None, degradation: str = "bicubic",
@@ -199,8 +228,6 @@ def protocol_images(model, img: np.ndarray, scale: int, *, label: str | None = N
     each ``(1, C, H, W)`` on the model's channels: the Y channel for a Y model. Shown with
     :func:`srlib.plots.compare` (``scale=scale``), their PSNR is exactly the one in the tables.
     """
-    from .color import quantize
-
     conv_up, conv_ch = model_convention(model)
     upsampled = conv_up if upsampled is None else upsampled
     hr, bicubic, sr = _protocol(model, img, scale, degradation, upsampled, channels or conv_ch)

@@ -89,10 +89,18 @@ def _positive_number(value) -> bool:
     return math.isfinite(value) and value > 0
 
 
+def _all_finite(values) -> bool:
+    """Whether every value is finite, at the cost of one sum: NaN or an infinity makes the sum
+    non-finite, and only then (or when the sum overflows) is every element tested."""
+    if isinstance(values, torch.Tensor):
+        return bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all())
+    with np.errstate(over="ignore"):  # an overflowing sum only sends us to the exact test
+        return bool(np.isfinite(values.sum())) or bool(np.isfinite(values).all())
+
+
 def _check_finite(values, what: str) -> None:
     """Refuse NaN and infinite pixels: one of them spreads over its whole row and column of the output."""
-    finite = torch.isfinite(values).all() if isinstance(values, torch.Tensor) else np.isfinite(values).all()
-    if not finite:
+    if not _all_finite(values):
         raise ValueError(f"imresize: the {what} contains NaN or infinite values; find where they come from "
                          "(e.g. a division by zero or a diverged network) before resizing.")
 

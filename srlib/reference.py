@@ -4,15 +4,18 @@ A minute of CPU training shows that a network learns; it does not show what the 
 do. Every lab therefore also loads a *reference model*: the same architecture trained for a
 fixed, recorded budget on T91 + BSD200 (the "291 images" of VDSR and later papers), on a 2-core
 CPU. The weights live in ``srlib/weights/`` as half-precision safetensors files (no pickle,
-nothing executed when loading), each with a JSON file beside it that records how it was made
-and what it measured on Set5 and on the embedded held-out photographs when it was saved::
+nothing executed when loading; integer buffers such as DRCN's step counter stay integers, though
+the files written before that rule hold them as exact float16 values, which load as well), each
+with a JSON file beside it that records how it was made and what it measured on Set5 and on the
+embedded held-out photographs when it was saved::
 
     model = load_reference("espcn-x3")          # float32, eval mode, checksum verified
     python -m srlib upscale espcn-x3 photo.png  # the same from the command line
 
-``python scripts/train_reference.py NAME`` retrains one (see :data:`RECIPES`); the recorded
-numbers are re-measured by the tests, so a change to the protocol, the loader or a model that
-moves any of them by 0.01 dB fails.
+``python scripts/train_reference.py NAME --overwrite`` retrains one (see :data:`RECIPES`); the
+recorded numbers are re-measured by the tests, so a change to the protocol, the loader or a
+model that moves any of them by 0.01 dB fails. Nothing shipped is replaced without
+``--overwrite``, and ``--remeasure`` refuses to run without every set it would rewrite.
 """
 from __future__ import annotations
 
@@ -30,12 +33,13 @@ import torch
 from .files import write_atomically
 
 __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
-           "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure", "is_reference",
-           "TrainingCost", "training_costs", "training_cost_table"]
+           "half_precision", "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure",
+           "is_reference", "TrainingCost", "training_costs", "training_cost_table"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECORD_TOLERANCE_DB = 0.01  # how far a re-measured PSNR may move from the recorded one
 TRAINING_SETS = ("T91", "BSD200")
+PROVENANCE_KEYS = ("model", "config", "scale", "sha256", "measured")  # what loading and the labs read
 
 
 @dataclass(frozen=True)
@@ -126,9 +130,31 @@ def reference_info(name: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{weights.name} has no provenance file {info.name} beside it; "
                                 f"keep the two files together")
     try:
-        return json.loads(info.read_text())
+        recorded = json.loads(info.read_text())
     except ValueError as error:
         raise ValueError(f"{info} is not valid JSON ({error}); restore it from the repository") from None
+    missing = [k for k in PROVENANCE_KEYS if k not in recorded] if isinstance(recorded, dict) else list(PROVENANCE_KEYS)
+    if missing:
+        raise ValueError(f"{info} lacks {', '.join(missing)}: an incomplete or altered provenance file; "
+                         "restore it from the repository")
+    _check_labels(name, recorded, info)
+    return recorded
+
+
+def _check_labels(name: str | os.PathLike, info: dict, path: Path) -> None:
+    """Refuse provenance whose model or scale contradicts itself or, for a shipped name, its recipe
+    (weights of a scale-free network such as VDSR would load under any label)."""
+    if not isinstance(info["config"], dict):
+        raise ValueError(f"{path}: config is not a mapping of the model's arguments: the file was altered; "
+                         "restore it from the repository")
+    config_scale = info["config"].get("scale")
+    recipe = RECIPES.get(str(name).lower()) if not str(name).endswith(".safetensors") else None
+    facts = {"scale": [info["scale"], config_scale] + ([recipe.scale] if recipe else []),
+             "model": [info["model"]] + ([recipe.model] if recipe else [])}
+    for what, values in facts.items():
+        if len({v for v in values if v is not None}) > 1:
+            raise ValueError(f"{path} gives conflicting {what}s ({', '.join(map(str, values))}): the file was altered; "
+                             "restore it from the repository")
 
 
 def _sha256(path: Path) -> str:
@@ -154,11 +180,46 @@ def load_reference(name: str | os.PathLike, device: str | torch.device = "cpu",
     if _sha256(weights) != info["sha256"]:
         raise ValueError(f"{weights.name} does not match the checksum recorded in {weights.stem}.json: "
                          f"the file is damaged or was replaced; restore it from the repository")
-    model = rebuild(info["model"], info["config"])
-    state = {k: v.float() for k, v in load_file(weights).items()}
-    model.load_state_dict(state)
+    try:
+        model = rebuild(info["model"], info["config"])
+    except (ValueError, TypeError) as error:  # an unknown model, or arguments it does not take
+        raise ValueError(f"{weights.stem}.json describes a model this srlib cannot build ({error}); restore it "
+                         "from the repository") from None
+    try:
+        stored = load_file(weights)
+    except Exception as error:  # safetensors' own error type: a file that is not safetensors at all
+        raise ValueError(f"{weights.name} could not be read as safetensors ({' '.join(str(error).split())}); "
+                         "restore it from the repository") from None
+    try:
+        model.load_state_dict(_full_precision(stored, model.state_dict(), weights.name))
+    except RuntimeError as error:  # weights that do not fit the described model
+        first = (str(error).splitlines()[1:] or [str(error)])[0].strip()
+        raise ValueError(f"{weights.name} does not fit the model its {weights.stem}.json describes ({first}); "
+                         "restore both files from the repository") from None
     model.srlib_reference = info
     return model.eval().to(device)
+
+
+def half_precision(state: dict) -> dict:
+    """What a reference file stores: floating tensors in half precision, integer buffers as they are
+    (float16 holds integers exactly only up to 2048, and turns 65520 and above into infinity)."""
+    return {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous() for k, v in state.items()}
+
+
+def _full_precision(stored: dict, model_state: dict, where: str) -> dict:
+    """The stored tensors as the model holds them: floating ones in float32, integer ones as integers.
+    An integer buffer stored as float16 (files written before :func:`half_precision`) must be an exact
+    whole number."""
+    state = {}
+    for key, tensor in stored.items():
+        target = model_state.get(key)
+        if target is not None and not target.is_floating_point() and tensor.is_floating_point():
+            if not torch.all(torch.isfinite(tensor) & (tensor == tensor.round())):
+                raise ValueError(f"{where}: the integer buffer {key} holds {tensor.flatten()[:3].tolist()}, not "
+                                 "whole numbers: the file is damaged; restore it from the repository")
+            tensor = tensor.to(target.dtype)
+        state[key] = tensor.float() if tensor.is_floating_point() else tensor
+    return state
 
 
 def measure_reference(model: torch.nn.Module, root=None) -> dict:
@@ -266,9 +327,19 @@ def training_cost_table(costs: dict[str, TrainingCost]) -> str:
 def remeasure(name: str, root=None) -> dict:
     """Measure a shipped reference model again and rewrite the figures in its JSON (weights untouched).
 
-    For a change of the evaluation protocol that is *meant* to move the figures."""
+    For a change of the evaluation protocol that is *meant* to move the figures. Every set
+    recorded must be in the data root: otherwise nothing is written, since measuring without it
+    would drop its figures."""
+    from .datasets import data_root
+
     _, info_path = _paths(name)
     info = reference_info(name)
+    missing = [s for s in info["measured"] if s != "embedded" and not (data_root(root) / s).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"cannot re-measure {name}: {', '.join(missing)} not found in "
+                                f"{data_root(root).resolve()}, so its recorded figures would be lost; they are kept. "
+                                "Point --root or SRLIB_DATA at a data root that holds "
+                                f"{', '.join(missing)} (python -m srlib download {' '.join(missing)})")
     info["measured"] = measure_reference(load_reference(name), root)
     _write_json(info_path, info)
     return info
@@ -292,14 +363,16 @@ def _write_json(path: Path, info: dict) -> None:
 
 
 def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "checkpoints/reference",
-                    out_dir: str | os.PathLike | None = None, progress: bool = True, seed: int | None = None) -> dict:
+                    out_dir: str | os.PathLike | None = None, progress: bool = True, seed: int | None = None,
+                    overwrite: bool = False) -> dict:
     """Train reference model ``name`` by its recipe, save its half-precision weights and provenance.
 
     Training checkpoints go to ``checkpoint_dir`` (an interrupted run resumes there); the
     weights and JSON go to ``out_dir`` (default: srlib's own ``weights`` folder). ``seed``
     replaces the recipe's seed (initial weights and patches), to measure how much a recipe's
-    result depends on it; such a run must go to another ``out_dir``. Returns the recorded
-    information.
+    result depends on it; such a run must go to another ``out_dir``. Weights already in
+    ``out_dir`` are replaced only with ``overwrite=True`` (refused before any training). Returns
+    the recorded information.
     """
     from safetensors.torch import save_file
 
@@ -314,6 +387,13 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     recipe = RECIPES[name] if seed is None else replace(RECIPES[name], seed=seed)
     if seed is not None and seed != RECIPES[name].seed and (out_dir is None or Path(out_dir).resolve() == WEIGHTS_DIR):
         raise ValueError(f"a run of {name} with seed {seed} is not the reference: give it another out_dir")
+    out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # found now, not after the training
+        raise FileExistsError(f"--out-dir {out}: {blocker} is a file, not a folder; choose another --out-dir")
+    if (out / f"{name}.safetensors").exists() and not overwrite:
+        raise FileExistsError(f"{out / f'{name}.safetensors'} exists already; give --overwrite (overwrite=True) to "
+                              "replace it and its provenance, or --out-dir for another folder")
     commit = _commit()  # the code this run starts from (the repository may move on while it trains)
     model_spec = spec(recipe.model)
     images = {}
@@ -327,15 +407,20 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     run = name if seed is None else f"{name}-seed{seed}"
     seed_everything(recipe.seed)  # before building: the initial weights are part of the recipe
     model = build(recipe.model, recipe.scale, size=recipe.size)
-    history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
-                  batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
-                  validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
-                  eval_every=max(1, recipe.steps // 20), checkpoint=Path(checkpoint_dir) / f"{run}.pt", desc=run)
+    checkpoint = Path(checkpoint_dir) / f"{run}.pt"
+    try:
+        history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
+                      batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
+                      validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
+                      eval_every=max(1, recipe.steps // 20), checkpoint=checkpoint, desc=run)
+    except ValueError as error:  # e.g. the recipe changed since that checkpoint was written
+        if not checkpoint.exists():
+            raise
+        raise ValueError(f"{error} (here: move {checkpoint} away to train the recipe afresh)") from None
 
     # What is shipped is the half-precision weights; everything is measured on them.
-    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    out = Path(out_dir) if out_dir is not None else WEIGHTS_DIR
+    state = half_precision(model.state_dict())
+    model.load_state_dict(_full_precision(state, model.state_dict(), name))
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
     write_atomically(weights, lambda tmp: save_file(state, tmp, metadata={"model": recipe.model}))
@@ -370,18 +455,19 @@ def main(argv: list[str] | None = None) -> int:
                                                  "how much does the result depend on the seed?")
     parser.add_argument("--remeasure", action="store_true",
                         help="do not train: measure the shipped weights again and rewrite their recorded figures")
+    parser.add_argument("--overwrite", action="store_true", help="replace weights that exist in the output folder")
     args = parser.parse_args(argv)
     for name in args.names:
-        if args.remeasure:
-            info = remeasure(name, args.root)
-            print(f"{name}: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in info["measured"].items()))
-            continue
         try:
+            if args.remeasure:
+                info = remeasure(name, args.root)
+                print(f"{name}: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in info["measured"].items()))
+                continue
             info = train_reference(name, args.root, out_dir=args.out_dir, progress=not args.no_progress,
-                                   seed=args.seed)
-        except ValueError as error:
-            print(f"train_reference.py: {error}", file=sys.stderr)
-            return 2
+                                   seed=args.seed, overwrite=args.overwrite)
+        except (ValueError, OSError) as error:  # a bad name, data root or output: one line, nothing written
+            print(f"train_reference.py: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2 if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)) else 1
         set5 = info["measured"].get("Set5")
         where = f"Set5 {set5['psnr']:.2f} dB / {set5['ssim']:.4f}" if set5 else "Set5 not found"
         print(f"{name}: {info['seconds'] / 60:.1f} min; {where}; held-out photographs "

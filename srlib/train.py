@@ -23,6 +23,9 @@ checkpoint exists. The arguments of ``fit``:
   steps (default steps // 10), at the end and on Ctrl-C; with ``resume``, continued if it exists.
 * ``device``: see :func:`srlib.device.pick_device`; ``seed`` seeds every generator and the data
   order; ``progress`` shows a bar labelled ``desc`` (default: the model's name).
+* ``SRLIB_MAX_STEPS`` (environment): stops every run after that many steps, as an interruption
+  would (validated and saved there; the schedule stays that of ``steps``): a smoke test of a
+  notebook's whole path at any budget. :func:`train_or_load` treats a checkpoint that far as done.
 * ``num_workers``: DataLoader workers. With 0 a resumed run reproduces an uninterrupted one
   exactly; with workers, augmentation drawing from the global generators restarts its stream on
   resume (datasets whose item ``i`` depends on ``i`` alone, like PatchDataset, stay exact).
@@ -32,8 +35,17 @@ Launched by ``torchrun --nproc_per_node=N``, fit trains in N processes with Dist
 patches, and the learning rate is left as given.
 
 Resuming continues the run the checkpoint records: asking for more ``steps`` extends it, but
-changing a training setting (rate, batch size, optimizer, schedule, clipping, seed) is refused
-with what changed, since the result would be neither the old run nor a new one.
+changing a training setting (rate, batch size, optimizer, schedule, clipping, seed) or the data
+(the images, patch size, scales and channels of a PatchDataset) is refused with what changed,
+since the result would be neither the old run nor a new one. A cosine schedule is the exception
+to extending: its rate at every step depends on the total, so a checkpoint trained with
+``lr_schedule="cosine"`` continues only with the same ``steps``. Extending a finished cosine run
+is refused rather than continued at the rate it ended with: that rate is about zero, so the
+extra steps would learn nearly nothing, and restarting the cosine at the new total would jump
+the rate back up to half the base rate; neither is the longer run that was asked for (train a
+new run with the larger ``steps`` in another checkpoint file). While ``fit`` runs, the checkpoint
+is locked (:func:`srlib.checkpoint.checkpoint_lock`): a second run on the same file, say a
+notebook and a ``python -m srlib train``, is refused instead of interleaving with it.
 
 Ctrl-C (or a notebook's stop button) lets the current step finish, saves a checkpoint and raises
 KeyboardInterrupt; calling ``fit`` again continues exactly there. Any other exception saves nothing
@@ -42,8 +54,12 @@ KeyboardInterrupt; calling ``fit`` again continues exactly there. Any other exce
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
 import math
 import os
+import sys
 import time
 from typing import Callable, Iterator
 
@@ -51,20 +67,46 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import check_same_model, load_checkpoint, model_identity, model_label, save_checkpoint, set_rng_states
+from . import ledger
+from .budget import step_cap
+from .checkpoint import (
+    check_same_model,
+    checkpoint_lock,
+    load_checkpoint,
+    model_identity,
+    model_label,
+    save_checkpoint,
+    set_rng_states,
+)
 from .device import pick_device, seed_everything
-from .distributed import World, join
+from .distributed import World, join, this_process
 from .history import History
 from .interrupt import DeferInterrupt
 from .progress import progress_bar
 
-__all__ = ["mse_loss", "fit", "train_or_load", "check_same_settings"]
+__all__ = ["mse_loss", "fit", "train_or_load", "check_same_settings", "data_facts"]
 
-# The facts a resumed run must share with the checkpoint (steps may grow). A fact an older
-# checkpoint lacks is not compared; one process records no "processes".
+# The facts a resumed run must share with the checkpoint (steps may grow, except under a cosine
+# schedule). A fact an older checkpoint lacks is not compared; one process records no "processes".
 RESUME_SETTINGS = ("lr", "batch_size", "optimizer", "lr_schedule", "milestones", "gamma", "clip_grad", "clip_mode",
-                   "seed", "processes")
+                   "seed", "processes", "data", "patch_size", "data_scales", "channels", "upsampled")
 _UNRECORDED = {"processes": 1}
+
+
+def data_facts(data: Dataset) -> dict:
+    """What a run depends on in its data, for a dataset that holds its images (like PatchDataset):
+    a fingerprint of the HR images, the patch size, the scales, the channels and the input kind.
+    Other datasets give nothing to compare."""
+    pairs = getattr(data, "pairs", None)
+    if not isinstance(pairs, dict) or not pairs:
+        return {}
+    images = pairs[min(pairs)]  # the HR images are the same at every scale but for the mod-crop
+    digest = hashlib.sha256()
+    for _, hr in images:
+        digest.update(f"{tuple(hr.shape)}|".encode())
+        digest.update(hr.detach().cpu().contiguous().numpy().data)  # the bytes, without a copy
+    return dict(data=f"{len(images)} images, sha256 {digest.hexdigest()[:16]}", patch_size=int(data.patch_size),
+                data_scales=[int(s) for s in data.scales], channels=str(data.channels), upsampled=bool(data.upsampled))
 
 
 def check_same_settings(recorded: dict, settings: dict, path: str | os.PathLike) -> None:
@@ -72,12 +114,26 @@ def check_same_settings(recorded: dict, settings: dict, path: str | os.PathLike)
     # A checkpoint stores tuples (milestones) as lists.
     old, new = ({**_UNRECORDED, **{k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}}
                 for facts in (recorded, settings))
+    if (old.get("lr_schedule") == "cosine" and "steps" in old and "steps" in new and old["steps"] != new["steps"]
+            and new.get("lr_schedule", "cosine") == "cosine"):
+        raise ValueError(f"checkpoint {os.fspath(path)!r} was trained with a cosine schedule over "
+                         f"steps={old['steps']}, this run asks for steps={new['steps']}: the rate of every step "
+                         f"depends on the total, so it would jump instead of continuing; ask for "
+                         f"steps={old['steps']} to continue or load it, or start a new run in another checkpoint file")
     changed = [key for key in RESUME_SETTINGS if key in old and key in new and old[key] != new[key]]
     if changed:
         raise ValueError(f"checkpoint {os.fspath(path)!r} was trained with "
                          f"{', '.join(f'{k}={old[k]}' for k in changed)}, this run asks for "
                          f"{', '.join(f'{k}={new[k]}' for k in changed)}; continue it with its own settings, "
                          "or start a new run in another checkpoint file")
+
+
+def _check_data_scale(model: torch.nn.Module, facts: dict) -> None:
+    """Refuse data cut for other scales than the model's, before a shape mismatch deep in the loss."""
+    scale, scales = getattr(model, "scale", None), facts.get("data_scales")
+    if scale is not None and scales and int(scale) not in scales:
+        raise ValueError(f"the training data are made for x{', x'.join(map(str, scales))} but the model is "
+                         f"x{scale}; build the PatchDataset with scale={scale}, or the model for the data's scale")
 
 
 def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
@@ -95,40 +151,50 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
     """Train ``model`` for exactly ``steps`` optimizer steps (arguments: see the module docstring).
 
     Returns the run's :class:`History` and leaves the model in eval mode."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a whole number of optimizer steps, 0 or more; got {steps!r}")
     world = join(pick_device(device))  # one process, or one of torchrun's (then on its own GPU)
     update = _Update(model.to(world.device).train(), loss_fn or mse_loss, world, steps, lr=lr, optimizer=optimizer,
                      lr_schedule=lr_schedule, milestones=milestones, gamma=gamma, clip_grad=clip_grad,
                      clip_mode=clip_mode, amp=amp)
     seed_everything(seed)
-    books = _Books(update, validate, eval_every, checkpoint, checkpoint_every,
-                   facts=dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts), world=world)
+    facts = dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts, **data_facts(data))
+    _check_data_scale(model, facts)
+    books = _Books(update, validate, eval_every, checkpoint, checkpoint_every, facts=facts, world=world)
     progress = progress and world.main  # one bar and one set of messages
-    history, step = books.resume(progress) if resume else (History(), 0)
-    if step < steps:
-        batches = _batches(data, batch_size, seed, step, num_workers, world)
-        bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
-                           leave=True, disable=not progress)
-        consistent = True  # weights, step and history agree: safe to save
-        try:
-            with DeferInterrupt() as interrupt:
-                while step < steps:
-                    consistent = False
-                    loss, rate = update(next(batches), done=step)
-                    step += 1
-                    history.record(step, world.mean(loss), rate)  # over the processes, if several
-                    consistent = True
-                    books.validate_if_due(history, step)
-                    books.save_if_due(history, step)
-                    _show_progress(bar, history)
-                    if world.any(interrupt.requested):  # every process stops at the same step
-                        raise KeyboardInterrupt(f"training interrupted at step {step}")
-        except KeyboardInterrupt:
-            if consistent:  # save what we have; a rerun resumes from here
-                books.save(history, step, unless_saved=True)
-            raise
-        finally:
-            bar.close()
-            del batches  # shuts down worker processes, if any
+    with checkpoint_lock(checkpoint) if checkpoint is not None and world.main else contextlib.nullcontext():
+        history, step = books.resume(progress) if resume else (History(), 0)
+        start, step_macs = step, None
+        if step < books.stop:
+            batches = _batches(data, batch_size, seed, step, num_workers, world)
+            bar = progress_bar(total=steps, initial=step, desc=desc or model_identity(model)[0], unit="step",
+                               leave=True, disable=not progress)
+            consistent = True  # weights, step and history agree: safe to save
+            try:
+                with DeferInterrupt() as interrupt:
+                    while step < books.stop:
+                        consistent = False
+                        with ledger.measuring(model if step == start else None) as counted:  # SRLIB_COST_LEDGER
+                            loss, rate = update(next(batches), done=step)
+                        step_macs = counted.macs if step == start else step_macs
+                        step += 1
+                        history.record(step, world.mean(loss), rate)  # over the processes, if several
+                        consistent = True
+                        books.validate_if_due(history, step)
+                        books.save_if_due(history, step)
+                        _show_progress(bar, history)
+                        if world.any(interrupt.requested):  # every process stops at the same step
+                            raise KeyboardInterrupt(f"training interrupted at step {step}")
+            except KeyboardInterrupt:
+                if consistent:  # save what we have; a rerun resumes from here
+                    books.save(history, step, unless_saved=True)
+                raise
+            finally:
+                bar.close()
+                del batches  # shuts down worker processes, if any
+            if ledger.active() and world.main:  # what the whole run costs, however early it stopped
+                ledger.record(kind="train", model=model_identity(model)[0], steps=steps - start, step_macs=step_macs,
+                              validations=books.validations(start), validation_macs=books.validation_macs)
     model.eval()
     return history
 
@@ -138,31 +204,72 @@ def train_or_load(model: torch.nn.Module, path: str | os.PathLike, data: Dataset
                   overwrite: bool = False, **fit_kwargs) -> tuple[torch.nn.Module, History]:
     """Load ``model`` from ``path`` if it was trained there already, else train and save it.
 
-    Trained already: the checkpoint is for the same model (name, config, scale) and holds at
-    least ``steps`` steps; one with fewer steps is continued. A checkpoint for a *different*
-    model is an error unless ``overwrite=True``. ``data`` is a Dataset or a zero-argument
+    Trained already: the checkpoint is for the same model (name, config, scale), was trained
+    with the same settings (rate, batch size, optimizer, schedule, clipping, seed: the
+    ``fit_kwargs``, defaults included) and holds at least ``steps`` steps; one with fewer steps is
+    continued (and then its data are checked too). A checkpoint of a *different* model or of
+    other settings is an error unless ``overwrite=True``. ``data`` is a Dataset or a zero-argument
     function building it (not called when nothing needs training). ``train``, a function
     ``model -> History``, replaces :func:`fit`; ``fit_kwargs`` go to :func:`fit`.
-    Returns ``(model, history)`` with the model in eval mode.
+    Returns ``(model, history)`` with the model in eval mode. Loading needs no lock (a checkpoint
+    is replaced whole, by a rename), so a read-only checkpoint loads; training holds the
+    checkpoint's lock from the last look at it to the last save, so two notebooks (or a notebook
+    and a ``train`` command) cannot both train it. A finished cosine run asked for more steps is
+    refused (see the module docstring).
     """
     path = os.fspath(path)
-    if os.path.exists(path):
-        ckpt = load_checkpoint(path)
-        try:
-            check_same_model(ckpt, model, path)
-        except ValueError:
-            if not overwrite:
-                raise
-            os.remove(path)  # another model's checkpoint, replaced as asked
-        else:
-            if ckpt["step"] >= (steps or 0):
-                model.load_state_dict(ckpt["model_state"])
-                history = History.from_dict(ckpt["history"])
-                name, _, scale = model_identity(model)
-                print(f"Loaded {model_label(name, scale)} from {path} ({ckpt['step']:,} steps, "
-                      f"trained in {history.seconds / 60:.1f} min); skipping training.")
-                return model.eval(), history
+    settings = _settings_asked(fit_kwargs) if train is None else None
+    trained = _load_if_trained(model, path, steps, overwrite, settings)
+    if trained is not None:
+        return trained
+    with checkpoint_lock(path) if this_process().main else contextlib.nullcontext():
+        trained = _load_if_trained(model, path, steps, overwrite, settings, locked=True)  # finished meanwhile?
+        if trained is not None:
+            return trained
+        return _train_and_save(model, path, data, steps=steps, train=train, **fit_kwargs)
 
+
+def _settings_asked(fit_kwargs: dict) -> dict:
+    """The training settings :func:`fit` would record for these arguments, its defaults filled in."""
+    defaults = {k: p.default for k, p in inspect.signature(fit).parameters.items() if p.default is not p.empty}
+    asked = {**defaults, **fit_kwargs}
+    settings = {k: asked[k] for k in RESUME_SETTINGS if k in asked}
+    for key in ("optimizer", "lr_schedule"):  # recorded by name; a function as "custom"
+        if callable(settings.get(key)):
+            settings[key] = "custom"
+    return settings
+
+
+def _load_if_trained(model: torch.nn.Module, path: str, steps: int | None, overwrite: bool,
+                     settings: dict | None, locked: bool = False) -> tuple[torch.nn.Module, History] | None:
+    """``(model, history)`` loaded from ``path`` if it holds this model trained for ``steps`` with these
+    ``settings``, else None. A checkpoint of another model or other settings is an error, unless it
+    is to be overwritten (then, holding the lock, it is removed)."""
+    if not os.path.exists(path):
+        return None
+    ckpt = load_checkpoint(path)
+    try:
+        check_same_model(ckpt, model, path)
+        if settings is not None:  # a changed recipe under an old file name is not that recipe's result
+            check_same_settings(ckpt.get("facts") or {}, settings, path)
+    except ValueError:
+        if not overwrite:
+            raise
+        if locked:
+            os.remove(path)  # another model's checkpoint, replaced as asked
+        return None
+    if ckpt["step"] < min(steps or 0, step_cap() or math.inf):  # SRLIB_MAX_STEPS: a capped run stops there
+        return None
+    model.load_state_dict(ckpt["model_state"])
+    history = History.from_dict(ckpt["history"])
+    name, _, scale = model_identity(model)
+    print(f"Loaded {model_label(name, scale)} from {path} ({ckpt['step']:,} steps, "
+          f"trained in {history.seconds / 60:.1f} min); skipping training.")
+    return model.eval(), history
+
+
+def _train_and_save(model: torch.nn.Module, path: str, data, *, steps: int | None, train: Callable | None,
+                    **fit_kwargs) -> tuple[torch.nn.Module, History]:
     if train is not None:
         history = train(model)
         last_step = history.steps[-1] if history.steps else (steps or 0)
@@ -263,15 +370,23 @@ class _Books:
     def __init__(self, update: _Update, validate: Callable | None, eval_every: int | None,
                  path: str | os.PathLike | None, checkpoint_every: int | None, facts: dict, world: World):
         self.update, self.model, self.steps, self.validate = update, update.model, update.steps, validate
+        self.stop = min(self.steps, step_cap() or self.steps)  # SRLIB_MAX_STEPS ends the run early
         self.world = world  # rank 0 validates, reads and writes; the others get what they need from it
         every = max(1, self.steps // 10)  # by default, ten times a run
         self.eval_every, self.checkpoint_every = eval_every or every, checkpoint_every or every
         self.path = os.fspath(path) if path is not None else None
         self.facts = dict(update.facts, **facts)
         self.saved_step, self.started = 0, time.perf_counter()
+        self.validation_macs = 0  # of one validation, counted if SRLIB_COST_LEDGER is set
+
+    def validations(self, start: int) -> int:
+        """How many validations a run from step ``start`` to ``self.steps`` makes."""
+        if not self.validate:
+            return 0
+        return self.steps // self.eval_every - start // self.eval_every + (self.steps % self.eval_every > 0)
 
     def due(self, step: int, every: int) -> bool:
-        return step % every == 0 or step == self.steps  # the last step always counts
+        return step % every == 0 or step in (self.steps, self.stop)  # the last step always counts
 
     def validate_if_due(self, history: History, step: int) -> bool:
         """Validate at ``step`` (eval mode, no gradients) if due and not done yet; say whether it ran."""
@@ -279,8 +394,9 @@ class _Books:
             return False
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ledger.measuring(self.model) as counted:
                 history.val.append((step, self.world.from_main(lambda: float(self.validate(self.model)))))
+            self.validation_macs = self.validation_macs or counted.macs
         finally:
             self.model.train()
         return True
@@ -307,6 +423,9 @@ class _Books:
             return History(), 0
         check_same_model(ckpt, self.model, self.path)
         check_same_settings(ckpt.get("facts") or {}, self.facts, self.path)
+        if ckpt.get("version", 0) < 2 and self.world.main:
+            print(f"note: {self.path} was written by an older srlib, whose checksum covers only the weights; "
+                  "its optimizer state, history and random states are resumed unchecked", file=sys.stderr)
         self.model.load_state_dict(ckpt["model_state"])
         if ckpt["optimizer_state"] is not None:  # load_state_dict moves it to the parameters' device
             self.update.optimizer.load_state_dict(ckpt["optimizer_state"])
@@ -346,8 +465,8 @@ def _cut_ahead(data, order: Iterator[list[int]], batch_size: int) -> Iterator[tu
     """Batches from the dataset's ``batch(indices)``, about 128 patches per call: each training step
     evicts the cutting code from the caches, so coming back to it less often saves most of its cost."""
     ahead = 1 if getattr(data, "one_scale_per_call", False) else max(1, 128 // batch_size)
-    while True:
-        tensors = data.batch([i for _ in range(ahead) for i in next(order)])
+    while True:  # one batch at a time is passed on as it is: it may carry the whole step's first index
+        tensors = data.batch(next(order) if ahead == 1 else [i for _ in range(ahead) for i in next(order)])
         yield from zip(*(t.split(batch_size) for t in tensors))
 
 

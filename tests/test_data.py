@@ -138,10 +138,29 @@ def test_multiscale_upsampled_patches_have_one_size():
     assert shapes == {(1, 41, 41)}
 
 
+def test_images_smaller_than_the_patch_are_left_out_with_one_warning():
+    rng = np.random.default_rng(3)
+    images = {"big": rng.integers(0, 256, (96, 100), dtype=np.uint8), "t20": np.zeros((78, 78), np.uint8),
+              "tiny": np.zeros((40, 50), np.uint8)}
+    with pytest.warns(UserWarning, match=r"2 of 3 images are smaller than the 96-pixel patch and are left out "
+                                         r"\(t20, tiny\)") as caught:
+        ds = PatchDataset(images, scale=4, patch_size=96)
+    assert len(caught) == 1 and ds.patch_size == 96 and len(ds.pairs[4]) == 1
+    assert ds[0][1].shape == (1, 96, 96)
+
+
+def test_a_patch_no_image_holds_is_capped_with_a_warning():
+    images = {"a": np.zeros((78, 90), np.uint8), "b": np.zeros((50, 60, 3), np.uint8)}
+    with pytest.warns(UserWarning, match="patch size 384 capped at 76, the largest the biggest image holds; "
+                                         "1 of 2 images"):
+        ds = PatchDataset(images, scale=4, patch_size=384, channels="rgb")
+    assert ds.patch_size == 76 and ds[0][0].shape == (3, 19, 19) and ds[0][1].shape == (3, 76, 76)
+    with pytest.raises(ValueError, match="every image is smaller than one patch of 12 pixels"):
+        PatchDataset([np.zeros((10, 10), np.uint8)], scales=(3, 4), patch_size=48)
+
+
 def test_patch_dataset_bad_input():
     img = np.zeros((40, 40, 3), np.uint8)
-    with pytest.raises(ValueError, match="smaller than the patch size"):
-        PatchDataset({"small": img}, scale=2, patch_size=48)
     with pytest.raises(ValueError, match="divide by the scale"):
         PatchDataset({"a": img}, scale=3, patch_size=32)
     with pytest.raises(ValueError, match="divide by every scale"):

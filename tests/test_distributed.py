@@ -37,20 +37,28 @@ def digest(model: torch.nn.Module) -> str:
     return hashlib.sha256(b"".join(k.encode() + weights[k].numpy().tobytes() for k in sorted(weights))).hexdigest()
 
 
-def train(steps: int, checkpoint, init_seed: int, **kwargs):
-    """ESPCN x2 (quick size) on 12-pixel patches of two random images."""
+def train(steps: int, checkpoint, init_seed: int, kind: str = "espcn", **kwargs):
+    """ESPCN x2 (quick size) on 12-pixel patches of two random images; or, by ``kind``, MDSR trained at
+    x2, x3 and x4 (one scale per step), or DRRN (batch normalisation in every unit)."""
     from srlib.data import PatchDataset
     from srlib.models import build, spec
 
     torch.manual_seed(init_seed)
-    model = build("espcn", 2, size="quick")
-    data = PatchDataset(images(), 2, patch_size=12, seed=0)
-    history = fit(model, data, steps=steps, loss_fn=spec("espcn").loss, checkpoint=checkpoint, **dict(RUN, **kwargs))
+    if kind == "mdsr":
+        model = build("mdsr", 2, size="quick", n_resblocks=1, n_feats=8)
+        data = PatchDataset(images(), scales=(2, 3, 4), patch_size=24, channels="rgb", seed=0)
+    elif kind == "drrn":
+        model = build("drrn", 2, size="quick")
+        data = PatchDataset(images(), 2, patch_size=12, upsampled=True, seed=0)
+    else:
+        model = build("espcn", 2, size="quick")
+        data = PatchDataset(images(), 2, patch_size=12, seed=0)
+    history = fit(model, data, steps=steps, loss_fn=spec(kind).loss, checkpoint=checkpoint, **dict(RUN, **kwargs))
     return model, history
 
 
 def worker(out_dir: Path, runs: list[str]) -> None:
-    """In each process: train each ``name:steps`` of ``runs``, and write this rank's outcome."""
+    """In each process: train each ``[kind/]name:steps`` of ``runs``, and write this rank's outcome."""
     from srlib.distributed import leave
 
     rank = this_process().rank
@@ -61,9 +69,11 @@ def worker(out_dir: Path, runs: list[str]) -> None:
         return 10.0 + float(next(model.parameters()).abs().mean())
 
     for run in runs:
+        kind, _, run = run.rpartition("/")
         name, steps = run.split(":")
         # Each rank starts from other weights: DistributedDataParallel must make them equal.
-        model, history = train(int(steps), out_dir / f"{name}.pt", init_seed=100 + rank, validate=validate)
+        model, history = train(int(steps), out_dir / f"{name}.pt", init_seed=100 + rank, kind=kind or "espcn",
+                               validate=validate)
         outcome = dict(digest=digest(model), history=history.to_dict())
         (out_dir / f"{name}.{int(steps)}.rank{rank}.json").write_text(json.dumps(outcome))
     leave()
@@ -195,3 +205,38 @@ def test_command_line_under_torchrun(tmp_path):
     ckpt = load_checkpoint(out)
     assert ckpt["step"] == 6 and [s for s, _ in ckpt["history"]["val"]] == [3, 6]
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mdsr", "drrn"])
+def test_two_processes_match_one_process_for_several_scales_and_batch_norm(tmp_path, monkeypatch, kind):
+    """MDSR: both processes train the same scale at every step, whose head alone gets gradients.
+    DRRN: batch normalisation sees the statistics of all 8 patches, as one process would."""
+    spawn(monkeypatch, tmp_path, f"{kind}/run:6")
+    ranks = outcomes(tmp_path, "run", 6)
+    assert ranks[0]["digest"] == ranks[1]["digest"]  # weights *and* running statistics
+    assert ranks[0]["history"]["loss"] == ranks[1]["history"]["loss"]
+    alone, history = train(6, None, init_seed=100, kind=kind, batch_size=8)
+    assert history.loss == pytest.approx(ranks[0]["history"]["loss"], rel=1e-4)
+    # The trained networks compute the same function on a batch. Weights are not compared one by one,
+    # nor the running statistics: a bias in front of a batch norm has a zero gradient up to rounding,
+    # which Adam turns into full-size steps, and the running mean follows that bias.
+    model = load_model(tmp_path / "run.pt")
+    probe = torch.rand(4, alone.in_channels, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model.train()(probe), alone.train()(probe), rtol=1e-3, atol=1e-3)
+    if kind == "mdsr":  # the six steps trained more than one scale's upsampler
+        torch.manual_seed(100)
+        start = train(0, None, init_seed=100, kind=kind)[0].state_dict()
+        trained = {key.split(".")[1] for key, value in alone.state_dict().items()
+                   if key.startswith("upsample.") and not torch.equal(value, start[key])}
+        assert len(trained) >= 2, trained
+
+
+def test_a_process_part_carries_the_first_index_of_the_whole_batch():
+    import pickle
+
+    parts = [next(World(rank=r, size=2).share(iter([[7, 3, 9, 4]]))) for r in (0, 1)]
+    assert parts == [[7, 3], [9, 4]] and [p.first for p in parts] == [7, 7]
+    again = pickle.loads(pickle.dumps(parts[1]))  # as sent to a DataLoader worker
+    assert again == [9, 4] and again.first == 7

@@ -467,6 +467,7 @@ def test_cli_without_network_exits_nonzero_without_traceback(tmp_path, command):
     table.write_text(json.dumps(
         {"Toy": archive_source(url, filename="toy.zip", member_dir="Toy", images=1)}))
     root = tmp_path / "data"
+    (tmp_path / "none.tsv").write_text("dataset\tfile\twidth\theight\tsha256\tpixel_sha256\n")  # no rows
     proc = subprocess.run(
         command + ["Toy", "--root", str(root), "--sources", str(table),
                    "--checksums", str(tmp_path / "none.tsv"), "--timeout", "5"],

@@ -92,3 +92,54 @@ def test_bicubic_alone_measures_a_grayscale_image_as_a_y_model_does():
     alone = evaluate(None, gray, 3)
     beside_a_model = evaluate(build("espcn", 3), gray, 3)
     assert alone.mean_psnr == pytest.approx(beside_a_model.mean_bicubic_psnr, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["vdsr", "espcn"], ids=["pre-upsampling", "LR input"])
+def test_evaluate_gives_the_figures_of_the_protocol_applied_step_by_step(images, name):
+    """evaluate prepares each image once and checks once; its figures are those of sr_metrics on super_resolve."""
+    from srlib.data import to_tensor
+    from srlib.degradations import bicubic_lr, upsample_bicubic
+    from srlib.metrics import mod_crop, sr_metrics
+
+    torch.manual_seed(0)
+    model = build(name, 3, size="quick") if name == "vdsr" else build(name, 3)
+    threads = torch.get_num_threads()
+    result = evaluate(model, images, 3)
+    assert torch.get_num_threads() == threads  # the protocol's one-thread section restores the setting
+    for i, img in enumerate(images.values()):
+        hr = to_tensor(mod_crop(img, 3), "y", dtype=torch.float64)
+        lr = bicubic_lr(hr, 3)
+        p, s = sr_metrics(super_resolve(model, lr, 3), hr, 3)
+        bp, bs = sr_metrics(upsample_bicubic(lr, 3), hr, 3)
+        assert (result.psnr[i], result.ssim[i]) == pytest.approx((p.item(), s.item()), abs=1e-12)
+        assert (result.bicubic_psnr[i], result.bicubic_ssim[i]) == pytest.approx((bp.item(), bs.item()), abs=1e-12)
+
+
+def test_evaluate_refuses_a_network_that_outputs_nan(images):
+    model = identity_vdsr(2)
+    last = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.constant_(last.bias, float("nan"))
+    with pytest.raises(ValueError, match="SR contains NaN"):
+        evaluate(model, images, 2)
+
+
+def test_an_rgb_model_measures_a_grayscale_image_as_its_own_y():
+    """One bicubic figure for Y and RGB models on a gray image (the validation photograph is gray): an RGB
+    model that returns its bicubic input scores exactly bicubic's PSNR, not 1.3 dB above it."""
+    gray = {"camera": sample_images("val")["camera"][:96, :96]}
+
+    class BicubicRGB(nn.Module):
+        input_kind, in_channels = "upsampled", 3
+
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Parameter(torch.zeros(()))  # evaluation reads the device from the parameters
+
+        def forward(self, x):
+            return x
+
+    rgb = evaluate(BicubicRGB(), gray, 4)
+    assert rgb.bicubic_psnr == evaluate("bicubic", gray, 4).psnr
+    assert rgb.psnr == pytest.approx(rgb.bicubic_psnr, abs=1e-9)
+    edsr = evaluate(build("edsr", 4, size="quick"), gray, 4)  # a real RGB network: the same bicubic column
+    assert edsr.bicubic_psnr == rgb.bicubic_psnr

@@ -7,7 +7,7 @@ from conftest import require_data
 from srlib.color import quantize, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from srlib.data import load_set, to_tensor
 from srlib.degradations import bicubic_lr, upsample_bicubic
-from srlib.metrics import crop_border, mod_crop, psnr, sr_metrics, ssim
+from srlib.metrics import crop_border, mod_crop, psnr, sr_metrics, ssim, ssim_map
 
 
 def test_y_of_pure_colours_matches_bt601_studio_range():
@@ -90,3 +90,39 @@ def test_set5_bicubic_reproduces_published_baseline(scale):
           f"SSIM {np.mean(ssims):.4f} (published {want_ssim})")
     assert abs(np.mean(psnrs) - want_psnr) <= 0.02
     assert abs(np.mean(ssims) - want_ssim) <= 0.002
+
+
+def direct_ssim_map(sr, hr):
+    """SSIM's definition written out: the whole 11x11 Gaussian window as one 2-D 'valid' filter."""
+    from srlib.metrics import gaussian_window
+
+    g = gaussian_window()
+    window = torch.outer(g, g)[None, None]
+    x, y = sr.flatten(0, 1)[:, None] * 255, hr.flatten(0, 1)[:, None] * 255
+
+    def local_mean(t):
+        return torch.nn.functional.conv2d(t, window)
+
+    mu_x, mu_y = local_mean(x), local_mean(y)
+    var_x, var_y = local_mean(x * x) - mu_x**2, local_mean(y * y) - mu_y**2
+    cov = local_mean(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    out = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return out.reshape(*sr.shape[:2], *out.shape[-2:])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 300, 40), (2, 3, 57, 83), (1, 1, 11, 11)],
+                         ids=["many bands", "batch of colour images", "one position"])
+def test_ssim_map_computed_by_bands_equals_the_whole_2d_filter(shape):
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(shape, generator=g, dtype=torch.float64)
+    sr = (hr + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ours = ssim_map(sr, hr)
+    assert ours.shape == (*shape[:2], shape[2] - 10, shape[3] - 10)
+    assert (ours - direct_ssim_map(sr, hr)).abs().max() < 1e-12
+
+
+def test_ssim_keeps_gradients():
+    sr = torch.rand(1, 1, 30, 30, dtype=torch.float64, requires_grad=True)
+    ssim(sr, torch.rand(1, 1, 30, 30, dtype=torch.float64)).sum().backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0

@@ -1,6 +1,7 @@
 """Checkpoints under damage and misuse: refused with a clear message, never loaded as garbage, never clobbered."""
 import os
 import socket
+import threading
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from conftest import flip_weight_byte
 from srlib.checkpoint import (
     CheckpointLocked,
     checkpoint_lock,
+    checkpoint_sha256,
     load_checkpoint,
     load_model,
     save_checkpoint,
@@ -29,10 +31,14 @@ def saved(tmp_path):
     return path, model
 
 
-def rewrite(path, change):
-    """Load a checkpoint as plain data, apply ``change`` to the dict, and write it back with torch.save."""
+def rewrite(path, change, sign=True):
+    """Load a checkpoint as plain data, apply ``change`` to the dict, and write it back with torch.save:
+    with a checksum of the changed contents (as code other than srlib's might write), or, with
+    ``sign=False``, with the old checksum (as an edit by hand would leave it)."""
     ckpt = torch.load(path, weights_only=True)
     change(ckpt)
+    if sign and "sha256" in ckpt:
+        ckpt["sha256"] = checkpoint_sha256(ckpt)
     torch.save(ckpt, path)
 
 
@@ -47,7 +53,7 @@ def test_a_flipped_bit_in_the_weights_is_refused(saved):
     path, _ = saved
     damaged = flip_weight_byte(path)
     for load in (load_checkpoint, load_model):
-        with pytest.raises(ValueError, match="do not match their checksum: the file is damaged"):
+        with pytest.raises(ValueError, match="does not match its checksum: the file is damaged"):
             load(path)
     assert path.read_bytes() == damaged  # loading never writes
 
@@ -140,16 +146,34 @@ def test_a_model_this_srlib_cannot_build(saved, change, phrase):
     assert phrase in str(refused.value)
 
 
-def test_a_checkpoint_without_checksum_still_loads(saved):
+def as_version_1(ckpt, weights_checksum=True):
+    """A checkpoint as version 1 wrote it: a checksum of the weights only (or, earlier, none)."""
+    ckpt.pop("sha256")
+    ckpt["version"] = 1
+    if weights_checksum:
+        ckpt["weights_sha256"] = weights_sha256(ckpt["model_state"])
+
+
+@pytest.mark.parametrize("weights_checksum", [True, False], ids=["version 1", "before checksums"])
+def test_older_checkpoints_still_load(saved, weights_checksum):
     path, model = saved
-    rewrite(path, lambda ckpt: ckpt.pop("weights_sha256"))  # as written before checksums existed
+    rewrite(path, lambda ckpt: as_version_1(ckpt, weights_checksum))
     assert same_weights(load_model(path), model)
+
+
+def test_a_version_1_checkpoint_with_damaged_weights_is_refused(saved):
+    path, _ = saved
+    rewrite(path, as_version_1)
+    flip_weight_byte(path)
+    with pytest.raises(ValueError, match="do not match their checksum: the file is damaged"):
+        load_checkpoint(path)
 
 
 def test_the_checksum_covers_names_shapes_and_bytes(saved):
     path, model = saved
     state = model.state_dict()
-    assert torch.load(path, weights_only=True)["weights_sha256"] == weights_sha256(state)
+    stored = torch.load(path, weights_only=True)
+    assert stored["sha256"] == checkpoint_sha256(stored)
     renamed = {("x" + k if i == 0 else k): v for i, (k, v) in enumerate(state.items())}
     reshaped = {k: (v.reshape(-1) if i == 0 else v) for i, (k, v) in enumerate(state.items())}
     assert len({weights_sha256(state), weights_sha256(renamed), weights_sha256(reshaped)}) == 3
@@ -254,8 +278,23 @@ def test_a_stale_lock_is_taken_over_with_a_message(tmp_path, capsys):
 
 
 def test_two_locks_on_one_checkpoint(tmp_path):
-    with checkpoint_lock(tmp_path / "run.pt"):
-        with pytest.raises(CheckpointLocked, match="being written by another training run"):
+    """Another thread is refused; the same thread may take its own lock again (the command line, then fit)."""
+    refused = []
+
+    def second():
+        try:
             with checkpoint_lock(tmp_path / "run.pt"):
                 pass
+        except CheckpointLocked as error:
+            refused.append(str(error))
+
+    with checkpoint_lock(tmp_path / "run.pt"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+        assert refused and "being written by another training run" in refused[0]
         assert (tmp_path / "run.pt.lock").exists()  # the refused second one did not remove the first's
+        with checkpoint_lock(tmp_path / "run.pt"):
+            assert (tmp_path / "run.pt.lock").exists()
+        assert (tmp_path / "run.pt.lock").exists()  # leaving the nested one keeps the outer lock
+    assert not (tmp_path / "run.pt.lock").exists()

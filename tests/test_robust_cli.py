@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import flip_weight_byte
-from srlib.checkpoint import save_checkpoint
+from srlib.checkpoint import save_checkpoint, weights_sha256
 from srlib.cli import UsageError, main
 from srlib.models import build
 
@@ -201,7 +201,7 @@ def test_damaged_checkpoint_is_refused_not_continued(capsys, checkpoint):
     damaged = flip_weight_byte(checkpoint)
     code, _, err = run(capsys, *RESUME, "--out", checkpoint)
     assert code == 1
-    one_error_line(err, "do not match their checksum")
+    one_error_line(err, "does not match its checksum")
     assert checkpoint.read_bytes() == damaged
 
 
@@ -228,7 +228,7 @@ def test_the_same_seed_gives_bit_identical_weights(capsys, tmp_path):
     assert list(first["model_state"]) == list(second["model_state"])
     for key, tensor in first["model_state"].items():
         assert torch.equal(tensor, second["model_state"][key]), key
-    assert first["weights_sha256"] == second["weights_sha256"]
+    assert weights_sha256(first["model_state"]) == weights_sha256(second["model_state"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]  # no lock or .tmp left
 
 
@@ -283,7 +283,7 @@ def test_upscale_with_a_damaged_checkpoint(capsys, checkpoint, tmp_path):
     damaged = flip_weight_byte(checkpoint)
     code, _, err = run(capsys, "upscale", checkpoint, photo(tmp_path / "p.png"), "--out-dir", tmp_path / "out")
     assert code == 1
-    one_error_line(err, "do not match their checksum")
+    one_error_line(err, "does not match its checksum")
     assert checkpoint.read_bytes() == damaged and not (tmp_path / "out").exists()
 
 
@@ -425,3 +425,13 @@ def test_debug_environment_variable_shows_the_exception(monkeypatch, tmp_path):
     monkeypatch.setenv("SRLIB_DEBUG", "1")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         main(["upscale", str(tmp_path / "missing.pt"), str(photo(tmp_path / "p.png"))])
+
+
+def test_upscale_removes_what_a_killed_upscale_left(capsys, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    left = out / "in_x2.png.999999999.tmp"  # a run killed while writing its PNG
+    left.write_bytes(b"half a picture")
+    code, _, err = run(capsys, "upscale", checkpoint, photo(tmp_path / "in.png"), "--out-dir", out)
+    assert code == 0 and f"removed {left}, left by process 999999999" in err
+    assert sorted(p.name for p in out.iterdir()) == ["in_x2.png"]

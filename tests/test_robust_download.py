@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import threading
+import time
 import zipfile
 
 import pytest
@@ -223,3 +225,152 @@ def test_table_names_that_escape_the_root_are_refused_before_anything_happens(se
     with pytest.raises(dl.UnsafeSourceError, match=f"refusing to install {name.replace('.', '[.]')}"):
         dl.download(name, root, sources={name: spec}, checksums=checksums, **QUIET)
     assert not root.exists() and server.requests == []
+
+
+# ---------------------------------------------------------------------------- slow, stalled and misused
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Announces 100,000 bytes, then sends one byte every two seconds: never silent long enough for a
+    socket timeout, and never done."""
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                if self.server.stop.wait(2.0):
+                    return
+        except OSError:  # the client hung up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickle_server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    httpd.daemon_threads, httpd.stop = True, threading.Event()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_mirror_that_trickles_one_byte_every_two_seconds_times_out(trickle_server, tmp_path):
+    sources = {"S": archive_source(trickle_server + "s.zip", filename="s.zip", member_dir="S", images=1)}
+    started = time.monotonic()
+    with pytest.raises(dl.NetworkError, match="stalled: [1-3] bytes arrived in [3-5] s") as stopped:
+        dl.download("S", tmp_path / "root", sources=sources, checksums={}, **{**QUIET, "timeout": 3})
+    assert time.monotonic() - started < 15  # a timeout of 3 s, and a byte every 2 s
+    assert "run the same command again later, or give a longer --timeout" in str(stopped.value)
+    assert leftovers(tmp_path / "root") == []  # the set is not installed
+
+
+def test_a_stalled_download_from_the_command_line_is_one_line(trickle_server, tmp_path, capsys):
+    sources = tmp_path / "sources.json"
+    sources.write_text(json.dumps({"S": archive_source(trickle_server + "s.zip", filename="s.zip", member_dir="S",
+                                                       images=1)}))
+    code = dl.main(["S", "--root", str(tmp_path / "root"), "--sources", str(sources), "--timeout", "3",
+                    "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "stalled" in err and "To install S by hand" in err
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(tmp_path, capsys, timeout):
+    with pytest.raises(SystemExit) as exited:  # argparse: usage and one error line, exit code 2
+        dl.main(["Set5", "--root", str(tmp_path), "--timeout", timeout])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "error: argument --timeout: expected a number of seconds above 0" in err
+    assert "does not match" not in err
+
+
+def test_a_timeout_of_zero_in_python_is_refused_before_any_download(tmp_path):
+    with pytest.raises(ValueError, match="timeout must be a number of seconds above 0, got 0"):
+        dl.download("Set5", tmp_path, **{**QUIET, "timeout": 0})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["the root", "a folder above it"])
+def test_a_root_that_is_a_file_is_one_line(tmp_path, capsys, under):
+    blocker = tmp_path / "data"
+    blocker.write_bytes(b"my notes")
+    root = blocker / "sets" if under else blocker
+    code = dl.main(["Set5", "--root", str(root), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{blocker} is a file, not a folder; give --root" in err
+    assert blocker.read_bytes() == b"my notes"
+    with pytest.raises(dl.DownloadError, match="is a file, not a folder"):
+        dl.download("Set5", root, **QUIET)
+
+
+class _TrickleAll(http.server.BaseHTTPRequestHandler):
+    """Sends its whole answer, status line and headers included, one byte every two seconds."""
+
+    def do_GET(self):  # noqa: N802
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
+        try:
+            for i in range(len(answer)):
+                self.wfile.write(answer[i:i + 1])
+                self.wfile.flush()
+                if self.server.stop.wait(2.0):
+                    return
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_mirror_that_trickles_even_its_headers_times_out(tmp_path):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleAll)
+    httpd.daemon_threads, httpd.stop = True, threading.Event()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/s.zip"
+    try:
+        started = time.monotonic()
+        with pytest.raises(dl.NetworkError, match="stalled: the server's answer was not complete after 3 s"):
+            dl.download("S", tmp_path / "root", sources={"S": archive_source(url, filename="s.zip", member_dir="S",
+                                                                             images=1)},
+                        checksums={}, **{**QUIET, "timeout": 3})
+        assert time.monotonic() - started < 10
+    finally:
+        httpd.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+    assert leftovers(tmp_path / "root") == []
+
+
+def test_a_mirror_that_never_answers_times_out(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection (the kernel does) and never says a word
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/s.zip"
+    try:
+        started = time.monotonic()
+        with pytest.raises(dl.NetworkError, match="timed out|not complete after 2 s"):
+            dl.download("S", tmp_path / "root", sources={"S": archive_source(url, filename="s.zip", member_dir="S",
+                                                                             images=1)},
+                        checksums={}, **{**QUIET, "timeout": 2})
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("option", ["--sources", "--checksums"])
+def test_a_missing_table_is_named_with_its_option(tmp_path, capsys, option):
+    code = dl.main(["Set5", "--root", str(tmp_path), option, str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{option} {tmp_path / 'nope'}: No such file or directory; give the path of a" in err

@@ -24,6 +24,15 @@ def test_imresize_refuses_nan_and_infinite_pixels(value, kind):
         imresize(with_value(value, kind), 0.5)
 
 
+@pytest.mark.parametrize("kind", ["array", "tensor"])
+def test_imresize_accepts_large_finite_pixels_whose_sum_overflows(kind):
+    # The guard sums the pixels first; an overflowing sum must fall back to the exact test, not refuse.
+    img = np.full((8, 8), 3e38, dtype=np.float32)
+    img = torch.from_numpy(img)[None, None] if kind == "tensor" else img
+    out = imresize(img, 0.5)
+    assert out.shape[-2:] == (4, 4)
+
+
 def test_imresize_keeps_working_on_ordinary_images():
     assert imresize(np.zeros((8, 8), np.uint8), 0.5).shape == (4, 4)
     assert imresize(torch.zeros(1, 1, 8, 8), scale=(2, 0.5)).shape == (1, 1, 16, 4)

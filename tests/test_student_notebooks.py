@@ -62,7 +62,7 @@ def test_an_unclosed_solution_is_an_error(students):
 
 
 def test_the_output_folder_cannot_be_the_book(students):
-    with pytest.raises(SystemExit, match="inside the book's folder"):
+    with pytest.raises(students.Refused, match="inside the book's folder"):
         students.write_students(ROOT / "book" / "students")
     assert not (ROOT / "book" / "students").exists()
 

@@ -506,3 +506,55 @@ def test_loop_benchmark_runs(tmp_path, monkeypatch, capsys):
     loop.main(["--steps", "4", "--repeats", "1"])
     out = capsys.readouterr().out
     assert "scikit-image samples" in out and "bare loop" in out and "fit" in out and "ratio" in out
+
+
+# ---------------------------------------------------------------------------- SRLIB_MAX_STEPS and the cost ledger
+
+
+def test_max_steps_stops_a_run_as_an_interruption_would(tmp_path, monkeypatch, capsys):
+    full = fit(make_model(), BlurPairs(), steps=8, lr_schedule="cosine", **QUIET)
+    monkeypatch.setenv("SRLIB_MAX_STEPS", "3")
+    capped_budget = get_budget("gpu")
+    assert "SRLIB_MAX_STEPS=3: every training stops after 3 steps" in capsys.readouterr().out
+    assert capped_budget.capped and not capped_budget.calibrated and "capped at 3" in capped_budget.label
+    path = tmp_path / "run.pt"
+    capped = fit(make_model(), BlurPairs(), steps=8, lr_schedule="cosine", validate=psnr_of, eval_every=5,
+                 checkpoint=path, **QUIET)
+    assert capped.steps == [1, 2, 3] and [s for s, _ in capped.val] == [3]  # validated and saved where it stopped
+    assert capped.loss == full.loss[:3] and capped.lr == full.lr[:3]  # the schedule is the 8-step run's
+    assert load_checkpoint(path)["step"] == 3
+    _, loaded = train_or_load(make_model(seed=5), path, BlurPairs(), steps=8, lr_schedule="cosine", **QUIET)
+    assert loaded.steps == [1, 2, 3]
+    monkeypatch.delenv("SRLIB_MAX_STEPS")
+    resumed = fit(make_model(), BlurPairs(), steps=8, lr_schedule="cosine", validate=psnr_of, eval_every=5,
+                  checkpoint=path, **QUIET)
+    assert resumed.loss == full.loss  # lifting the cap continues the same run
+    for wrong in ("0", "two", "-1"):
+        monkeypatch.setenv("SRLIB_MAX_STEPS", wrong)
+        with pytest.raises(ValueError, match="is not a positive whole number of steps"):
+            get_budget("quick")
+
+
+def test_the_cost_ledger_counts_a_whole_budget_from_a_capped_run(tmp_path, monkeypatch):
+    import json
+
+    from srlib.evaluate import evaluate
+    from srlib.models import build
+    from srlib.profile import count_macs
+
+    ledger = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv("SRLIB_COST_LEDGER", str(ledger))
+    monkeypatch.setenv("SRLIB_MAX_STEPS", "2")
+    model = build("espcn", 2, size="quick")
+    images = {"a": np.random.default_rng(0).integers(0, 256, (24, 32), dtype=np.uint8)}
+    data = [(torch.rand(1, 8, 8), torch.rand(1, 16, 16))] * 8
+    fit(model, data, steps=50, eval_every=20, validate=lambda m: evaluate(m, images, 2).mean_psnr, **QUIET)
+    evaluate(model, images, 2)
+    train, measured = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert train == dict(kind="train", model="espcn", steps=50, step_macs=count_macs(model, (4, 1, 8, 8)),
+                         validations=3, validation_macs=count_macs(model, (1, 1, 12, 16)))  # steps 20, 40, 50
+    assert measured == dict(kind="evaluate", model="espcn", images=1, macs=count_macs(model, (1, 1, 12, 16)))
+@pytest.mark.parametrize("steps", [-1, 2.5, "3"])
+def test_a_step_count_that_is_not_a_whole_number_is_refused(steps):
+    with pytest.raises(ValueError, match="steps must be a whole number of optimizer steps, 0 or more"):
+        fit(make_model(), BlurPairs(), steps=steps, **QUIET)

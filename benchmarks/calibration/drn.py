@@ -50,7 +50,7 @@ def experiment(seed: int, train_images: dict, test: dict) -> dict:
     base_bicubic = evaluate(base, test, SCALE).mean_psnr
     for ratio in RATIOS:
         n_unpaired = round(ratio * BATCH)
-        adapted = continued(model, paired, seed, semi_supervised_loss(blurred, ratio, BATCH, seed=seed),
+        adapted = continued(model, paired, seed, semi_supervised_loss(blurred, ratio, BATCH),
                             batch_size=BATCH - n_unpaired)
         out[f"blur: ratio {ratio} minus paired only (dB)"] = (
             evaluate(adapted, test, SCALE, degradation="blur").mean_psnr - base_blur)

@@ -463,13 +463,13 @@ def draw_drcn(path: Path) -> None:
     items = [
         image("lr", "LR", "1 × H × W", size=1.2),
         block("upsampling", "bicubic\n× r", shape="not learned", fixed=True),
-        image("bicubic", "x", "1 × rH × rW"),
-        block("feature", "embedding f₁", ["2 × (conv 3×3, n, ReLU)"], shape="H₀: n × rH × rW"),
-        block("mapping", "inference f₂", ["conv 3×3, n, ReLU", "one layer, D times"], shape="H_d, d = 1..D",
+        image("bicubic", "I↑", "1 × rH × rW"),
+        block("feature", "embedding f_emb", ["2 × (conv 3×3, n, ReLU)"], shape="H₀: n × rH × rW"),
+        block("mapping", "inference f_inf", ["conv 3×3, n, ReLU", "one layer, D times"], shape="H_d, d = 1..D",
               stack=2),
-        block("reconstruction", "reconstruction f₃", ["conv 3×3, n, ReLU", "conv 3×3, 1; + x"],
-              shape="y_d, after every d", stack=2),
-        block("reconstruction", "ensemble", ["y = Σ w_d y_d", "D learned weights"], shape="1 × rH × rW"),
+        block("reconstruction", "reconstruction f_rec", ["conv 3×3, n, ReLU", "conv 3×3, 1; + I↑"],
+              shape="SR_d, after every d", stack=2),
+        block("reconstruction", "ensemble", ["SR = Σ w_d SR_d", "D learned weights"], shape="1 × rH × rW"),
         image("hr", "SR", "1 × rH × rW"),
     ]
     width = pipeline_width(items) + 0.3
@@ -479,9 +479,9 @@ def draw_drcn(path: Path) -> None:
     c.brace(spans[3][0], spans[6][1], yc + HR_H / 2 + 0.45,
             "DRCN (D = 16, n = 256): 1.77M parameters, receptive field 41 × 41; every layer at high resolution")
 
-    # The recursion unfolded: H_0 -> H_1 -> ... -> H_D, each H_d reconstructed by the same f3.
+    # The recursion unfolded: H_0 -> H_1 -> ... -> H_D, each H_d reconstructed by the same f_rec.
     c.rule(12.0)
-    c.text(0.3, 11.35, "Unfolded: the same convolution W, b at every step; the same f₃ after every step",
+    c.text(0.3, 11.35, "Unfolded: the same convolution W, b at every step; the same f_rec after every step",
            size=FS_TITLE, color=TEXT, fontweight="bold", va="center")
     labels = ["H₀", "H₁", "H₂", "H₃", "…", "H_D"]
     hw, hh = 2.4, 1.4
@@ -495,10 +495,10 @@ def draw_drcn(path: Path) -> None:
             continue
         c.draw_block(x, hy, hw, block("mapping" if i else "feature", lab, h=hh))
         if i:
-            c.draw_block(x, ry, hw, block("reconstruction", "f₃ + x", h=1.6))
+            c.draw_block(x, ry, hw, block("reconstruction", "f_rec + I↑", h=1.6))
             c.connect((x + hw / 2, hy - hh / 2), (x + hw / 2, ry + 0.8))
             c.connect((x + hw / 2, ry - 0.8), (x + hw / 2, yy + 0.45))
-            name = "y_D" if lab == "H_D" else f"y{'₁₂₃'[i - 1]}"
+            name = "SR_D" if lab == "H_D" else f"SR{'₁₂₃'[i - 1]}"
             weight = "w_D" if lab == "H_D" else f"w{'₁₂₃'[i - 1]}"
             c.text(x + hw / 2, yy, f"{name}  ×  {weight}", size=FS_TITLE, color=TEXT, ha="center", va="center")
     for i in range(len(cols) - 1):
@@ -510,15 +510,16 @@ def draw_drcn(path: Path) -> None:
         if labels[i + 1] != "…":
             c.text((x0 + x1) / 2, hy + 0.35, "W, b", ha="center", va="bottom")
     # All weighted predictions add up to the output.
-    c.draw_block(total_x, yy, total_w, block("reconstruction", "Σ = y", h=1.2))
+    c.draw_block(total_x, yy, total_w, block("reconstruction", "Σ = SR", h=1.2))
     bus = yy - 1.0
     for i, lab in enumerate(labels[1:], start=1):
         if lab != "…":
             c.ax.plot([cols[i] + hw / 2] * 2, [yy - 0.4, bus], color=TEXT, linewidth=1.3)
     c.ax.plot([cols[1] + hw / 2, total_x + total_w / 2], [bus, bus], color=TEXT, linewidth=1.3)
     c.connect((total_x + total_w / 2, bus), (total_x + total_w / 2, yy - 0.6))
-    note = ("Recursive supervision: every y_d is compared with the target (weight α, high at first),\n"
-            "and so is the ensemble y (weight 1 − α). Skip connection: f₃ predicts a correction, x is added.")
+    note = ("Recursive supervision: every prediction SR_d (the text's I^SR_d) is compared with the target (weight α, "
+            "high at first),\nand so is the ensemble SR (weight 1 − α). Skip connection: f_rec predicts a correction, "
+            "I↑ is added.")
     c.text(0.3, 2.2, note, va="top", linespacing=1.5)
     c.legend(["upsampling", "feature", "mapping", "reconstruction"], 0.15)
     c.save(path)
@@ -527,7 +528,7 @@ def draw_drcn(path: Path) -> None:
 def draw_drrn(path: Path) -> None:
     items = [
         image("bicubic", "interpolated", "1 × rH × rW"),
-        block("feature", "BN-ReLU-\nconv 3×3, n", ["H₀ = f_in(x)"], shape="n × rH × rW"),
+        block("feature", "BN-ReLU-\nconv 3×3, n", ["H₀ = f_in(I↑)"], shape="n × rH × rW"),
         block("mapping", "BN-ReLU-conv 3×3, n", ["BN-ReLU-conv 3×3, n", "+ H₀", "unit u = 1 … U"],
               shape="n × rH × rW", stack=2),
         block("reconstruction", "BN-ReLU-\nconv 3×3, 1", ["residual image"], shape="1 × rH × rW"),
@@ -553,7 +554,7 @@ def draw_drrn(path: Path) -> None:
     c.text((spans[1][0] + spans[2][1]) / 2, y_under - 0.15,
            "one recursive block; the two convolutions are shared by all U units; B blocks stacked",
            ha="center", va="top", style="italic", color=MUTED)
-    c.text(0.3, 2.3, "Unit u computes Hᵤ = G(Hᵤ₋₁) + H₀ (multi-path); ResNet's chain would add Hᵤ₋₁ instead of H₀.\n"
+    c.text(0.3, 2.3, "Unit u computes Hᵤ = F(Hᵤ₋₁, W) + H₀ (multi-path); ResNet's chain would add Hᵤ₋₁ instead of H₀.\n"
            "Depth L = (1 + 2U)·B + 1: B1U9 has 20 layers, B1U25 52, both 297K parameters at n = 128 "
            "(the recursions share weights, not computation).", va="top", linespacing=1.5)
     c.legend(["feature", "mapping", "reconstruction"], 0.3)
@@ -635,11 +636,11 @@ def draw_edsr(path: Path) -> None:
     items = [
         image("lr", "LR", "3 × H × W", size=1.2),
         block("feature", "− mean", ["colour shift"], h=LR_H, shape="3 × H × W", fixed=True),
-        block("feature", "conv 3×3, F", ["head"], h=LR_H, shape="F × H × W"),
-        block("mapping", "res. block", ["conv-ReLU-conv", "(× 0.1) + input"], h=LR_H, shape="F × H × W", stack=2),
-        block("mapping", "conv 3×3, F", ["end of body"], h=LR_H, shape="F × H × W"),
-        block("reconstruction", "+", ["long skip"], h=LR_H, shape="F × H × W", fixed=True),
-        block("upsampling", "conv 3×3, 4F", ["pixel shuffle ×2", "(twice for ×4)"], shape="F × rH × rW"),
+        block("feature", "conv 3×3, n", ["head"], h=LR_H, shape="n × H × W"),
+        block("mapping", "res. block", ["conv-ReLU-conv", "(× 0.1) + input"], h=LR_H, shape="n × H × W", stack=2),
+        block("mapping", "conv 3×3, n", ["end of body"], h=LR_H, shape="n × H × W"),
+        block("reconstruction", "+", ["long skip"], h=LR_H, shape="n × H × W", fixed=True),
+        block("upsampling", "conv 3×3, 4n", ["pixel shuffle ×2", "(twice for ×4)"], shape="n × rH × rW"),
         block("reconstruction", "conv 3×3, 3", ["+ mean"], shape="3 × rH × rW"),
         image("hr", "SR", "3 × rH × rW"),
     ]
@@ -654,7 +655,7 @@ def draw_edsr(path: Path) -> None:
            "long skip: head output added to the body's output")
     c.brace(spans[3][0], spans[4][1], yc - HR_H / 2 - 1.0, "body: B residual blocks and a convolution")
     c.text(0.3, yc - HR_H / 2 - 2.0,
-           "Baseline: B = 16, F = 64, no scaling (1.5M parameters at ×4).  Paper model: B = 32, F = 256, "
+           "Baseline: B = 16, n = 64, no scaling (1.5M parameters at ×4).  Paper model: B = 32, n = 256, "
            "residual scaling 0.1 (43M).  Every convolution before the upsampler runs on the H × W grid.",
            va="top", color=TEXT)
     c.rule(8.2)
@@ -684,26 +685,26 @@ def draw_mdsr(path: Path) -> None:
     for s, y in ys.items():
         items = [
             image("lr", f"LR ×{s}", "3 × H × W", size=1.2),
-            block("feature", "conv 3×3, F", ["shared head"], h=LR_H, shape="F × H × W"),
-            block("feature", "2 res. blocks 5×5", [f"×{s} only"], h=LR_H, shape="F × H × W"),
+            block("feature", "conv 3×3, n", ["shared head"], h=LR_H, shape="n × H × W"),
+            block("feature", "2 res. blocks 5×5", [f"×{s} only"], h=LR_H, shape="n × H × W"),
         ]
         spans = c.pipeline(items, y)
         c.connect((spans[-1][1] + 0.1, y), (shared_x - 0.1, 7.5))
         ups = block("upsampling", f"upsampler ×{s}", ["conv + pixel shuffle"], h=LR_H if s == 2 else HR_H * 0.8,
-                    shape=f"F × {s}H × {s}W")
+                    shape=f"n × {s}H × {s}W")
         c.draw_block(29.5, y, 5.2, ups)
         c.connect((shared_x + 11.0, 7.5), (29.4, y))
         c.connect((34.8, y), (36.8, 7.5))
-    body = block("mapping", "shared body", ["B residual blocks 3×3, F", "conv 3×3, F", "+ long skip",
-                                            "(the same weights for ×2, ×3, ×4)"], h=HR_H * 1.6, shape="F × H × W",
+    body = block("mapping", "shared body", ["B residual blocks 3×3, n", "conv 3×3, n", "+ long skip",
+                                            "(the same weights for ×2, ×3, ×4)"], h=HR_H * 1.6, shape="n × H × W",
                  stack=2)
     c.draw_block(shared_x, 7.5, 10.6, body)
     c.draw_block(36.9, 7.5, 4.4, block("reconstruction", "conv 3×3, 3", ["shared", "+ mean"], shape="3 × rH × rW"))
     c.text(0.3, 0.9, "One scale per mini-batch: only its pre-processing blocks and upsampler, and the shared body, "
-           "are trained by that batch.  Baseline: B = 16, F = 64 (3.2M parameters); paper: B = 80, F = 64 (8.0M).",
+           "are trained by that batch.  Baseline: B = 16, n = 64 (3.2M parameters); paper: B = 80, n = 64 (8.0M).",
            va="top", color=TEXT)
     c.text(0.3, 14.6, "MDSR", size=13.5, color=TEXT, fontweight="bold", va="top")
-    c.text(2.6, 14.6, "per-scale heads and tails around one shared body", va="top", color=MUTED)
+    c.text(2.6, 14.6, "per-scale pre-processing blocks and upsamplers around one shared body", va="top", color=MUTED)
     c.save(path)
 
 
@@ -711,20 +712,20 @@ def draw_drn(path: Path) -> None:
     primal = [
         image("lr", "LR x", "3 × H × W", size=1.2),
         block("upsampling", "bicubic\n× 4", shape="3 × 4H × 4W", fixed=True),
-        block("feature", "head", ["conv 3×3, F"], shape="F × 4H × 4W"),
-        block("feature", "down 1", ["conv 3×3 /2, LReLU", "conv 3×3, 2F"], h=MID_H, shape="2F × 2H × 2W"),
-        block("feature", "down 2", ["conv 3×3 /2, LReLU", "conv 3×3, 4F"], h=LR_H, shape="4F × H × W"),
-        block("mapping", "up 1", ["B × RCAB, 4F", "pixel shuffle ×2", "conv 1×1, 2F"], h=MID_H,
-              shape="concat: 4F × 2H × 2W", stack=2),
-        block("mapping", "up 2", ["B × RCAB, 4F", "pixel shuffle ×2", "conv 1×1, F"], h=HR_H,
-              shape="concat: 2F × 4H × 4W", stack=2),
+        block("feature", "head", ["conv 3×3, n"], shape="n × 4H × 4W"),
+        block("feature", "down 1", ["conv 3×3 /2, LReLU", "conv 3×3, 2n"], h=MID_H, shape="2n × 2H × 2W"),
+        block("feature", "down 2", ["conv 3×3 /2, LReLU", "conv 3×3, 4n"], h=LR_H, shape="4n × H × W"),
+        block("mapping", "up 1", ["B × RCAB, 4n", "pixel shuffle ×2", "conv 1×1, 2n"], h=MID_H,
+              shape="concat: 4n × 2H × 2W", stack=2),
+        block("mapping", "up 2", ["B × RCAB, 4n", "pixel shuffle ×2", "conv 1×1, n"], h=HR_H,
+              shape="concat: 2n × 4H × 4W", stack=2),
         block("reconstruction", "tail", ["conv 3×3, 3"], shape="3 × 4H × 4W"),
         image("hr", "SR P(x)", "3 × 4H × 4W"),
     ]
     dual = [
         image("hr", "P(x)", "3 × 4H × 4W"),
-        block("dual", "dual D₁", ["conv 3×3 /2, F, LReLU", "conv 3×3, 3"], h=MID_H, shape="3 × 2H × 2W"),
-        block("dual", "dual D₀", ["conv 3×3 /2, F, LReLU", "conv 3×3, 3"], h=LR_H, shape="3 × H × W"),
+        block("dual", "dual D₁", ["conv 3×3 /2, n, LReLU", "conv 3×3, 3"], h=MID_H, shape="3 × 2H × 2W"),
+        block("dual", "dual D₀", ["conv 3×3 /2, n, LReLU", "conv 3×3, 3"], h=LR_H, shape="3 × H × W"),
         image("lr", "D(P(x))", "3 × H × W", size=1.2),
     ]
     width = pipeline_width(primal) + 0.3
@@ -754,7 +755,7 @@ def draw_drn(path: Path) -> None:
     c.text(x_note, y2 - 0.1,
            "Paired training: L_P (L1 at every scale) + λ L_D, λ = 0.1; D₁ is compared with the ×2 target,\n"
            "D₀ with x. Unpaired LR images (no HR partner): λ L_D alone, through D₀ ∘ D₁.\n"
-           "DRN-S: F = 16, B = 30 (4.8M); DRN-L: F = 20, B = 40 (9.8M); each dual network 864 parameters in DRN-S.",
+           "DRN-S: n = 16, B = 30 (4.8M); DRN-L: n = 20, B = 40 (9.8M); each dual network 864 parameters in DRN-S.",
            va="top", linespacing=1.5, color=MUTED)
     c.legend(["upsampling", "feature", "mapping", "reconstruction", "dual"], 0.5)
     c.save(path)

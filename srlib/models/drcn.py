@@ -37,8 +37,9 @@ Initialisation (Sec. 4.1): the recursive convolution starts as the identity, all
 zero except the centre tap that connects a channel to itself, and zero biases. Since the
 hidden state is non-negative after the embedding's ReLU, the untrained recursion then
 passes it on unchanged, and its norm neither grows nor shrinks over 16 recursions. He
-initialisation there (``recursive_init="he"``) shrinks it: ``H_d`` loses a part of its
-norm at every recursion. The other layers use He initialisation.
+initialisation there (``recursive_init="he"``) applies the same random matrix 16 times, and the
+norm of ``H_d`` swings with it (in the lab it falls to about half and recovers). The other
+layers use He initialisation.
 
 With 256 filters DRCN has 1,775,105 convolution parameters (the paper's 1.77M) plus the
 16 ensemble weights. Notes: there is no ReLU on the reconstructed residual (a ReLU there

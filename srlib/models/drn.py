@@ -44,6 +44,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -83,28 +84,37 @@ def close_loop(model: DRN, lr: torch.Tensor) -> torch.Tensor:
 
 
 def unpaired_loss(model: DRN, lr: torch.Tensor) -> torch.Tensor:
-    """The only loss an LR image without its HR partner gives: L1 of ``D(P(x))`` against ``x``."""
+    """The closed-loop loss of an LR image without its HR partner: L1 of ``D(P(x))`` against ``x``."""
     return F.l1_loss(close_loop(model, lr), lr)
 
 
-def semi_supervised_loss(unpaired, ratio: float, batch_size: int = 16, dual_weight: float = DUAL_WEIGHT,
-                         seed: int = 0) -> Callable:
+def semi_supervised_loss(unpaired, ratio: float, batch_size: int = 16, dual_weight: float = DUAL_WEIGHT) -> Callable:
     """A ``loss_fn(model, net_input, hr)`` for :func:`srlib.train.fit` that mixes paired and unpaired data.
 
     A batch of ``batch_size`` images holds ``round(ratio * batch_size)`` unpaired LR patches, drawn
     here from the dataset ``unpaired`` (its HR halves are never used), and the paired batch that
-    ``fit`` gives (of the other ``batch_size - n_unpaired``). Per image, as in the paper's
-    semi-supervised objective, a paired image costs ``L_P + dual_weight * L_D`` and an unpaired one
-    ``dual_weight * L_D``.
+    ``fit`` gives (of the other ``batch_size - n_unpaired``: give ``fit`` that batch size). Per image,
+    as in the paper's semi-supervised objective, a paired image costs ``L_P + dual_weight * L_D`` and
+    an unpaired one ``dual_weight * L_D``.
+
+    The unpaired patches are drawn from torch's global generator, which ``fit`` seeds and keeps in
+    its checkpoints, so a resumed run draws what the uninterrupted one would. Under torchrun every
+    process draws the same indices for the whole step and takes its own part, as ``fit`` does with
+    the paired batch: the processes train on different unpaired patches.
     """
     n_unpaired = round(ratio * batch_size)
-    generator = torch.Generator().manual_seed(seed)
 
     def mixed(model: DRN, net_input: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        if n_unpaired < batch_size and net_input.shape[0] != batch_size - n_unpaired:
+            raise ValueError(f"semi_supervised_loss({ratio}, batch_size={batch_size}) expects paired batches of "
+                             f"{batch_size - n_unpaired}, got {net_input.shape[0]}: give fit "
+                             f"batch_size={batch_size - n_unpaired}")
         paired = loss(model, net_input, hr, dual_weight) if n_unpaired < batch_size else 0.0
         if n_unpaired == 0:
             return paired
-        lr, _ = unpaired.batch(torch.randint(len(unpaired), (n_unpaired,), generator=generator).tolist())
+        rank, processes = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        indices = torch.randint(len(unpaired), (processes * n_unpaired,)).tolist()  # the whole step's draw
+        lr, _ = unpaired.batch(indices[rank * n_unpaired: (rank + 1) * n_unpaired])
         share = n_unpaired / batch_size
         return (1 - share) * paired + share * dual_weight * unpaired_loss(model, lr.to(net_input.device))
 

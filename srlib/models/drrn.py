@@ -11,7 +11,7 @@ weight sharing (Sec. 3):
 * a *recursive block* starts with one convolution ``H_0 = f_in(x)`` and then applies ``U``
   residual units. The two convolutions of the units are **shared** by all units of the
   block, and every unit adds the block's input ``H_0`` rather than its own input
-  (multi-path local residual learning: ``H_u = G(H_{u-1}) + H_0``);
+  (multi-path local residual learning: ``H_u = F(H_{u-1}) + H_0``);
 * ``B`` blocks are stacked, a last pre-activation convolution maps to one channel, and the
   input is added back (global residual learning).
 
@@ -27,8 +27,8 @@ the input). The 297K of the paper counts convolution parameters; the per-unit BN
 2 x 128 scale/shift values per BN layer (about 4.9K for B1U9, 13K for B1U25).
 
 ``local_residual`` selects the local skip for the review's ablation: ``"multi-path"`` (the
-paper's ``H_u = G(H_{u-1}) + H_0``, the default), ``"chain"`` (ResNet's ``H_u = G(H_{u-1}) +
-H_{u-1}``, the paper's DRRN_C) or ``"none"`` (``H_u = G(H_{u-1})``: a plain recursive stack).
+paper's ``H_u = F(H_{u-1}) + H_0``, the default), ``"chain"`` (ResNet's ``H_u = F(H_{u-1}) +
+H_{u-1}``, the paper's DRRN_C) or ``"none"`` (``H_u = F(H_{u-1})``: a plain recursive stack).
 The parameters are the same in all three.
 
 One deliberate change: the last convolution starts at zero, so the untrained network
@@ -89,7 +89,7 @@ def pre_activation(n_feats_in: int) -> nn.Sequential:
 
 
 class RecursiveBlock(nn.Module):
-    """``H_0 = conv(BN-ReLU(x))``, then ``U`` residual units ``H_u = G(H_{u-1}) + H_0``."""
+    """``H_0 = conv(BN-ReLU(x))``, then ``U`` residual units ``H_u = F(H_{u-1}) + H_0``."""
 
     def __init__(self, in_channels: int, n_feats: int, units: int, local_residual: str = "multi-path"):
         super().__init__()
@@ -106,7 +106,7 @@ class RecursiveBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         block_input = self.entry_conv(self.entry_norm(x))  # H_0
         hidden = block_input
-        for norm_a, norm_b in zip(self.norms_a, self.norms_b):  # residual unit u: G(H_{u-1})
+        for norm_a, norm_b in zip(self.norms_a, self.norms_b):  # residual unit u: F(H_{u-1})
             residual = self.shared_conv_a(norm_a(hidden))
             residual = self.shared_conv_b(norm_b(residual))
             if self.local_residual == "multi-path":

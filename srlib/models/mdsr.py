@@ -69,6 +69,7 @@ SPEC = ModelSpec(
 
 class MDSR(SRModel):
     spec = SPEC
+    varying_parameters = True  # a step trains the head of its batch's scale only (srlib.distributed)
 
     def __init__(self, scale: int = 2, n_resblocks: int = 80, n_feats: int = 64, scales=SPEC.scales):
         super().__init__(scale)

@@ -8,7 +8,7 @@ the last layer which outputs one channel. The network predicts the residual ``r 
 between the HR image and the bicubic-upsampled input, so the output is ``x + f(x)``
 ("global residual learning"): the input already carries the low frequencies and the
 network only has to add detail. Loss: ``1/2 ||r - f(x)||^2`` (Sec. 3.2), summed over the
-pixels of each 41x41 patch and averaged over the mini-batch, as in the authors' Caffe
+pixels of each 41x41 patch and averaged over the mini-batch, as in the authors' MatConvNet
 training (:func:`~srlib.models.common.euclidean_loss`). Because ``r - f(x) = y - (x + f(x))``
 it is computed on the output.
 

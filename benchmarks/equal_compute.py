@@ -22,6 +22,9 @@ plots it) with the machine it ran on, and prints the ranking. The seconds are th
 on a machine that was busy with other work they exceed the plan, and the file says so.
 ``--repeats DIR`` adds the figures of runs of the same recipes with other seeds (their
 provenance files in ``DIR``), so that the ranking shows how much a run depends on its seed.
+A model whose run is not in ``DIR`` (its file was made on another machine, and the weights of
+such runs are not shipped) keeps the figures the stored ranking already records for that seed,
+so that retraining some references does not drop the others' repeats.
 """
 from __future__ import annotations
 
@@ -116,13 +119,23 @@ def ranking(names: list[str]) -> list[dict]:
     return sorted(rows, key=lambda r: -r[key])
 
 
+def _stored_repeats() -> dict[str, list[dict]]:
+    """The runs with other seeds that the stored ranking records, by reference name."""
+    if not RESULTS.is_file():
+        return {}
+    return {row["name"]: row.get("other_seeds", []) for row in json.loads(RESULTS.read_text())["models"]}
+
+
 def repeats(rows: list[dict], folders: list[Path]) -> None:
-    """Add to each row the recorded figures of runs of its recipe with other seeds, found in ``folders``."""
+    """Add to each row the recorded figures of runs of its recipe with other seeds, found in ``folders``;
+    a run missing there keeps its figures from the stored ranking."""
+    stored = _stored_repeats() if folders else {}
     for row in rows:
         row["other_seeds"] = []
         for folder in folders:
             path = Path(folder) / f"{row['name']}.json"
             if not path.is_file():
+                row["other_seeds"] += [run for run in stored.get(row["name"], []) if run not in row["other_seeds"]]
                 continue
             info = json.loads(path.read_text())
             expected, recorded = json.loads(json.dumps(asdict(RECIPES[row["name"]]))), dict(info["recipe"])

@@ -12,8 +12,10 @@ One concern per module, each readable top to bottom:
 * ``device``, ``budget``, ``history``, ``checkpoint``, ``train``: where to run, how much to
   train, what a run records, saving and resuming, and the training loop ``fit``; with it
   ``interrupt`` (Ctrl-C between steps) and ``distributed`` (several processes, launched by
-  torchrun); ``reference``: the trained models the labs load; ``files``: writes that are never
+  torchrun); ``reference``: the trained models the labs load; ``authors`` and ``convert``: the
+  papers' own released networks, by name, converted into srlib's; ``files``: writes that are never
   seen half-done;
-* ``evaluate``, ``plots``, ``progress``, ``cli``: the protocol applied to a model, figures
+* ``evaluate``, ``protocols``, ``plots``, ``progress``, ``cli``: the protocol applied to a model,
+  the papers' own evaluation scripts where they differ, figures
   for the book, progress bars, and ``python -m srlib {models,train,evaluate,upscale,download}``.
 """

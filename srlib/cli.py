@@ -5,6 +5,7 @@
     python -m srlib evaluate checkpoints/fsrcnn_x3.pt bicubic --sets Set5 embedded
     python -m srlib upscale checkpoints/fsrcnn_x3.pt photo.png --out-dir upscaled/
     python -m srlib upscale espcn-x3 photo.png          # a reference model, by name
+    python -m srlib evaluate lapsrn-x4-authors --sets Set5 --protocol authors   # the paper's own model
     python -m srlib download Set5 T91
 
 Training data is ``embedded`` (scikit-image photographs) or a set under the data root
@@ -89,6 +90,12 @@ def cmd_models(args) -> int:
     from .models import list_models
     from .reference import reference_info, reference_names
 
+    if args.authors:
+        from .authors import list_authors
+
+        print("The papers' own released models (not part of srlib: downloaded on first use; see their terms):")
+        _print_table(list_authors())
+        return 0
     _print_table(list_models())
     references = []
     for name in reference_names():
@@ -243,18 +250,23 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _load(source: str):
-    """A model from a reference name (``espcn-x3``), a reference weights file or a checkpoint."""
+def _load(source: str, scale: int | None = None):
+    """A model from a reference name (``espcn-x3``), an authors' model (``vdsr-authors``, at ``scale``),
+    a reference weights file or a checkpoint."""
+    from .authors import is_authors, load_authors
     from .checkpoint import load_model
     from .reference import is_reference, load_reference
 
-    # A reference name wins over a folder of that name; only a file of that name is a checkpoint.
+    # A model name wins over a folder of that name; only a file of that name is a checkpoint.
+    if is_authors(source) and not os.path.isfile(source):
+        return load_authors(source, scale)
     if (is_reference(source) and not os.path.isfile(source)) or str(source).endswith(".safetensors"):
         return load_reference(source)
     if not os.path.exists(source) and not Path(source).suffix:  # a name, not a file: a mistyped reference?
         from .reference import RECIPES
         raise FileNotFoundError(f"{source} is neither a checkpoint file nor a reference model; reference models: "
-                                f"{', '.join(RECIPES)} (python -m srlib models lists them)")
+                                f"{', '.join(RECIPES)} (python -m srlib models lists them, and python -m srlib "
+                                "models --authors the papers' own)")
     return load_model(source)
 
 
@@ -266,7 +278,9 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
     _check_sets(args.sets, args.root)
-    models = {name: None if name == "bicubic" else _load(name) for name in args.models}
+    if args.protocol == "authors":
+        return _evaluate_authors_protocol(args)
+    models = {name: None if name == "bicubic" else _load(name, args.scale) for name in args.models}
     trained_scales = [m.scale for m in models.values() if m is not None]
     runs = []
     for name, model in models.items():
@@ -291,6 +305,31 @@ def cmd_evaluate(args) -> int:
                               chop=args.chop or False, progress=not args.no_progress)
             cells.append(f"{result.mean_psnr:.2f} / {result.mean_ssim:.4f}")
         print(f"{label:<{width}}{'x' + str(scale):>6}" + "".join(f"{c:>20}" for c in cells))
+    return 0
+
+
+def _evaluate_authors_protocol(args) -> int:
+    """``evaluate --protocol authors``: each authors' model measured by its paper's own test code."""
+    from .authors import authors_model, is_authors
+    from .protocols import PROTOCOLS, evaluate_protocol
+
+    others = [name for name in args.models if not is_authors(name)]
+    if others:
+        raise UsageError(f"--protocol authors applies to the papers' own models (python -m srlib models --authors), "
+                         f"not to {', '.join(others)}; leave --protocol out for them")
+    if args.self_ensemble or args.chop:
+        raise UsageError("--protocol authors runs each paper's test code as it was: without --self-ensemble or --chop")
+    models = {name: _load(name, args.scale) for name in args.models}
+    sets = {s: _images(s, args.root, "test") for s in args.sets}
+    width = max(12, *(len(name) for name in args.models))
+    print("PSNR (dB) / SSIM, each paper's own evaluation protocol")
+    print(f"{'model':<{width}}{'scale':>6}{'protocol':>10}" + "".join(f"{s:>20}" for s in sets))
+    for name, model in models.items():
+        entry = authors_model(name)
+        cells = [evaluate_protocol(model, images, model.scale, entry.protocol) for images in sets.values()]
+        print(f"{name:<{width}}{'x' + str(model.scale):>6}{entry.protocol:>10}"
+              + "".join(f"{f'{r.mean_psnr:.2f} / {r.mean_ssim:.4f}':>20}" for r in cells))
+    print("protocols: " + "; ".join(f"{p.name}: {p.description}" for p in PROTOCOLS.values() if p.name != "book"))
     return 0
 
 
@@ -327,7 +366,9 @@ def cmd_upscale(args) -> int:
         raise FileNotFoundError(f"no image file at {', '.join(missing)}; check the path")
     out_dir = Path(args.out_dir)
     _check_writable_folder(out_dir, "--out-dir")
-    model = _load(args.checkpoint)
+    model = _load(args.checkpoint, args.scale)
+    if args.scale and args.scale != model.scale:
+        raise UsageError(f"{args.checkpoint} was trained for x{model.scale}, not x{args.scale}; leave --scale out")
     targets = _output_names(images, out_dir, model.scale)
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not args.overwrite:
@@ -403,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m srlib", description=__doc__.split("\n\n")[0], parents=[debug])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("models", help="list the models, their scales and input conventions", parents=[debug])
+    models = sub.add_parser("models", help="list the models, their scales and input conventions", parents=[debug])
+    models.add_argument("--authors", action="store_true",
+                        help="list the papers' own released models instead (name, paper, source, terms, Set5)")
 
     train = sub.add_parser("train", help="train a model and save a resumable checkpoint", parents=[debug])
     train.add_argument("model")
@@ -428,19 +471,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of checkpoints (or bicubic) on test sets", parents=[debug])
     ev.add_argument("models", nargs="+",
                     help="checkpoint files, reference models (names such as espcn-x3, or .safetensors files), "
-                         "or 'bicubic'")
+                         "the papers' own models (names such as vdsr-authors) or 'bicubic'")
     ev.add_argument("--sets", nargs="+", default=["embedded"], help="'embedded' or set names (Set5 Set14 ...)")
     ev.add_argument("--scale", type=_whole(1), help="required for bicubic alone; checked against checkpoints")
     ev.add_argument("--root", help="data root (default: $SRLIB_DATA or ./data)")
     ev.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations ('+' models)")
     ev.add_argument("--chop", type=_whole(8), help="tile size in LR pixels for large images")
     ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--protocol", choices=("book", "authors"), default="book",
+                    help="book (default): the book's protocol for every model; authors: each paper's own test "
+                         "code, for the papers' released models (python -m srlib models --authors)")
 
     up = sub.add_parser("upscale", help="apply a model to your own images, writing PNGs", parents=[debug])
     up.add_argument("checkpoint", metavar="model",
-                    help="a checkpoint file, or a reference model (a name such as espcn-x3, or a .safetensors file)")
+                    help="a checkpoint file, a reference model (a name such as espcn-x3, or a .safetensors file), "
+                         "or one of the papers' own models (fsrcnn-x3-authors; python -m srlib models --authors)")
     up.add_argument("images", nargs="+")
     up.add_argument("--out-dir", default="upscaled")
+    up.add_argument("--scale", type=_whole(2), help="the scale, for a model that serves several (vdsr-authors)")
     up.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     up.add_argument("--self-ensemble", action="store_true")
     up.add_argument("--chop", type=_whole(8),

@@ -161,12 +161,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_reference(name: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_reference(name: str | os.PathLike, device: str | torch.device = "cpu",
+                   scale: int | None = None) -> torch.nn.Module:
     """Reference model ``name`` (or a ``.safetensors`` file with its ``.json`` beside it) in float32
-    and eval mode, after checking the file's sha256 against the one recorded."""
+    and eval mode, after checking the file's sha256 against the one recorded. The papers' own
+    models load by their names too (``srcnn-x3-authors``; ``scale`` for ``vdsr-authors``), see
+    :mod:`srlib.authors`."""
     from safetensors.torch import load_file
 
+    from .authors import is_authors, load_authors
     from .models import rebuild
+
+    if is_authors(name):
+        return load_authors(name, scale, device=device)
 
     weights, _ = _paths(name)
     info = reference_info(name)

@@ -35,3 +35,22 @@ def test_an_unknown_name_is_refused_in_one_line(equal_compute, capsys):
     with pytest.raises(SystemExit):
         equal_compute.main(["report", "espcn-x3"])
     assert "not x4 references: espcn-x3" in capsys.readouterr().err
+
+
+def test_repeats_missing_from_the_folder_keep_their_stored_figures(equal_compute, tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    stored = {"models": [{"name": "srcnn-x4", "other_seeds": [{"seed": 1, "set5_psnr": 1.0}]},
+                         {"name": "espcn-x4", "other_seeds": [{"seed": 1, "set5_psnr": 2.0}]}]}
+    results = tmp_path / "equal_compute.json"
+    results.write_text(json.dumps(stored))
+    monkeypatch.setattr(equal_compute, "RESULTS", results)
+    folder = tmp_path / "seed1"
+    folder.mkdir()
+    run = {"recipe": {**asdict(RECIPES["srcnn-x4"]), "seed": 1}, "seconds": 300, "commit": "abc",
+           "measured": {"Set5": {"psnr": 29.5}, "embedded": {"psnr": 29.0}}}
+    (folder / "srcnn-x4.json").write_text(json.dumps(run))
+    rows = [{"name": "srcnn-x4"}, {"name": "espcn-x4"}]
+    equal_compute.repeats(rows, [folder])
+    assert rows[0]["other_seeds"] == [dict(seed=1, set5_psnr=29.5, held_out_psnr=29.0, seconds=300, commit="abc")]
+    assert rows[1]["other_seeds"] == stored["models"][1]["other_seeds"]  # not rerun here: kept

@@ -176,7 +176,7 @@ LAYOUT_DIGESTS = {
     "vdsr": "092ef384b474c7e1",
     "drcn": "df9af166068e88ad",
     "drrn": "fe663ca6d15560d4",
-    "lapsrn": "868cdd5744975f3c",
+    "lapsrn": "c37792ca9f882cb4",  # the paper size at x8 has 5 convolutions per level, as released
     "edsr": "913923c9656e116b",
     "mdsr": "464b2a07612a9c63",  # with the "baseline" size; the earlier sizes unchanged
     "drn": "5ae76702cd1b94f8",  # with the "small" size; the earlier sizes unchanged

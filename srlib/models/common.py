@@ -43,9 +43,14 @@ __all__ = [
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
-    """A convolution with stride 1 and 'same' padding (odd kernel sizes)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+         padding_mode: str = "zeros") -> nn.Conv2d:
+    """A convolution with stride 1 and 'same' padding (odd kernel sizes).
+
+    ``padding_mode`` is torch's: ``"zeros"``, or ``"replicate"`` for the border handling of
+    MATLAB's ``imfilter(..., 'replicate')`` (SRCNN's and FSRCNN's test code)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias,
+                     padding_mode=padding_mode)
 
 
 class ResBlock(nn.Module):

@@ -22,11 +22,28 @@ scales, the paper trains a x3 model and transfers it to x2/x4 by replacing and f
 only the deconvolution (Sec. 3.4). :meth:`FSRCNN.replace_deconvolution` and
 :meth:`FSRCNN.freeze_all_but_deconvolution` implement that trick.
 
-Notes. The transposed convolution is padded so that the output is exactly
-``scale*h x scale*w`` (``padding = (9 - scale + output_padding) / 2``); for even scales
-the kernel centre cannot land on the exact sub-pixel position and the learnt kernel
-absorbs the half-pixel shift. The paper's 12,464 parameters count weights only; biases
-and PReLU slopes add a few hundred.
+Borders and the deconvolution's position. By default every convolution pads with zeros and
+the transposed convolution keeps the ``scale*h x scale*w`` window whose kernel centre lies
+nearest the LR pixel's centre (HR pixel ``o`` takes tap ``o - scale*i + 4`` at x2 and
+``o - scale*i + 3`` at x3 and x4): the book's own FSRCNNs are trained that way. The authors'
+test code (``FSRCNN.m`` and ``deconv.m`` of their FSRCNN_test package) differs in both, and
+their released weights need its geometry, which two options give:
+
+* ``padding_mode="replicate"`` repeats the border pixel outwards (MATLAB's ``imfilter(...,
+  'same', 'replicate')``) and, before the deconvolution, extends the LR features by one
+  replicated pixel, as ``deconv.m`` does, so the outermost HR pixels also receive the
+  contribution of the pixel beyond the edge. With the released weights zeros cost 0.4-0.9 dB
+  on Set5;
+* ``deconv_offset=4`` takes tap ``o - scale*i + 4`` at every scale, as ``deconv.m`` does (at x4
+  srlib's default is one HR pixel away from it: the released x4 model scores 26.2 dB instead of
+  30.7 in the default geometry). The authors' x3 evaluation (``demo_FSRCNN.m`` with
+  ``shave_x3``) compares their output one pixel up and left of the ground truth; their x3
+  models are therefore loaded with ``deconv_offset=3``, which is that comparison moved into the
+  network (:mod:`srlib.authors`).
+
+The paper's 12,464 parameters count weights only; biases and PReLU slopes add a few
+hundred. The released models store one PReLU slope per layer; srlib keeps one per channel
+(the paper's), and a converted model repeats the layer's slope.
 """
 from __future__ import annotations
 
@@ -68,11 +85,20 @@ SPEC = ModelSpec(
 )
 
 
-def _deconvolution(d: int, channels: int, scale: int, kernel_size: int = 9) -> nn.ConvTranspose2d:
-    """Transposed conv whose output is exactly ``scale`` times its input, initialised as in the paper."""
-    # output = (h - 1) * scale - 2 * padding + kernel_size + output_padding; we want scale * h.
-    output_padding = (kernel_size - scale) % 2
-    padding = (kernel_size - scale + output_padding) // 2
+def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: int | None = None,
+                   kernel_size: int = 9) -> nn.ConvTranspose2d:
+    """Transposed conv whose output is exactly ``scale`` times its input before ``context`` extra
+    LR pixels were added on each side; HR pixel ``o`` takes tap ``o - scale*i + offset`` from LR
+    pixel ``i`` (``offset = 4`` in ``deconv.m``). Initialised as in the paper."""
+    if offset is None:  # the window nearest the centre: 4 at x2, 3 at x3 and x4 (9 - scale rounded up, halved)
+        offset = (kernel_size - scale + (kernel_size - scale) % 2) // 2
+    # torch: HR pixel o takes tap o - scale*i' + padding from padded LR pixel i' = i + context, and
+    # the output has (h + 2 context - 1) * scale - 2 * padding + kernel_size + output_padding pixels.
+    padding = offset + scale * context
+    output_padding = 2 * offset - kernel_size + scale
+    if not 0 <= output_padding < scale:
+        raise ValueError(f"deconv_offset {offset} cannot give a x{scale} output from a {kernel_size}x{kernel_size} "
+                         f"kernel; use {kernel_size // 2}")
     layer = nn.ConvTranspose2d(d, channels, kernel_size, stride=scale, padding=padding, output_padding=output_padding)
     # The paper initialises the deconvolution with a small Gaussian (std 0.001).
     nn.init.normal_(layer.weight, std=0.001)
@@ -83,22 +109,34 @@ def _deconvolution(d: int, channels: int, scale: int, kernel_size: int = 9) -> n
 class FSRCNN(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4):
+    def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4, padding_mode: str = "zeros",
+                 deconv_offset: int | None = None):
         super().__init__(scale)
+        if padding_mode not in ("replicate", "zeros"):
+            raise ValueError(f"padding_mode must be 'replicate' (the authors' test code) or 'zeros', "
+                             f"got {padding_mode!r}")
+        self.padding_mode, self.deconv_offset = padding_mode, deconv_offset
         channels = self.in_channels
-        self.feature_extraction = nn.Sequential(conv(channels, d, 5), nn.PReLU(d))
+        self.feature_extraction = nn.Sequential(conv(channels, d, 5, padding_mode=padding_mode), nn.PReLU(d))
         self.shrinking = nn.Sequential(conv(d, s, 1), nn.PReLU(s))
         mapping: list[nn.Module] = []
         for _ in range(m):
-            mapping += [conv(s, s, 3), nn.PReLU(s)]
+            mapping += [conv(s, s, 3, padding_mode=padding_mode), nn.PReLU(s)]
         self.mapping = nn.Sequential(*mapping)
         self.expanding = nn.Sequential(conv(s, d, 1), nn.PReLU(d))
-        self.deconvolution = _deconvolution(d, channels, self.scale)
+        self.deconvolution = _deconvolution(d, channels, self.scale, self._context, deconv_offset)
+
+    @property
+    def _context(self) -> int:
+        """LR pixels replicated on each side before the deconvolution (``deconv.m`` adds one)."""
+        return 1 if self.padding_mode == "replicate" else 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         features = self.feature_extraction(x)
         features = self.expanding(self.mapping(self.shrinking(features)))
+        if self._context:
+            features = F.pad(features, (self._context,) * 4, mode="replicate")
         return self.deconvolution(features)
 
     # --- the transfer trick of Sec. 3.4 -------------------------------------------------
@@ -110,7 +148,7 @@ class FSRCNN(SRModel):
         """
         scale = self.spec.check_scale(scale)
         old = self.deconvolution
-        new = _deconvolution(old.in_channels, old.out_channels, scale)
+        new = _deconvolution(old.in_channels, old.out_channels, scale, self._context, self.deconv_offset)
         self.deconvolution = new.to(old.weight.device, old.weight.dtype)
         self.scale = scale
         self.srlib_config["scale"] = scale

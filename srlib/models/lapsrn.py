@@ -22,7 +22,10 @@ the LR input; every convolution, including the feature upsampling, is 3x3 (the
 transposed 3x3 convolution is cropped by one row/column at the bottom/right, which is
 MatConvNet's ``crop [0 1 0 1]``); the feature upsampling is followed by a LeakyReLU; the
 image upsampling has no bias. With ``d = 10`` the x4 model has 814K parameters (812K in
-the paper, which counts weights only).
+the paper, which counts weights only). The ``"paper"`` size has ``d = 10`` at x2 and x4 and
+``d = 5`` at x8: the authors' released ``LapSRN_x8.mat`` (``pretrained_models/`` of their
+repository) holds five convolutions per level (``level{1,2,3}_conv1..conv5``), 667K
+parameters.
 
 The loss follows the release too: the penalty is summed over the pixels of every level and
 averaged over the batch, so each level weighs in proportion to its pixel count (1:4 for the
@@ -91,11 +94,11 @@ SPEC = ModelSpec(
     input="lr",
     channels=1,
     sizes={
-        "paper": {"depth": 10, "n_feats": 64},
+        "paper": {"depth": {2: 10, 4: 10, 8: 5}, "n_feats": 64},
         "quick": {"depth": 3, "n_feats": 32},  # 3 conv layers x 32 filters per level
     },
     size_notes={
-        "paper": "d = 10 conv layers x 64 filters per pyramid level",
+        "paper": "d = 10 conv layers x 64 filters per pyramid level (d = 5 at x8, as released)",
         "quick": "d = 3 conv layers x 32 filters per level",
     },
     paper_params={"paper": {4: 812_000}},

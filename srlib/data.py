@@ -272,7 +272,7 @@ class PatchDataset(Dataset):
 
     Images smaller than the patch are left out, with one warning that counts them (T91 holds
     images of 78 x 78 pixels; the papers' 96- to 384-pixel patches were cut from DIV2K). If no
-    image is large enough, the patch shrinks to the largest that the biggest image holds, with a
+    image is large enough, the patch shrinks to the largest that half of the images hold, with a
     warning; :attr:`patch_size` is the size in use.
     """
 
@@ -366,11 +366,12 @@ def _fitting_patch(patch_size: int, names: list[str], imgs: list[np.ndarray], mu
         raise ValueError(f"patch_size must be a positive number of pixels, got {patch_size}.")
     sides = [min(img.shape[:2]) for img in imgs]
     notes = []
-    if max(sides) < patch_size:  # nothing fits: the largest patch the biggest image holds
-        capped = max(sides) // multiple * multiple
+    if max(sides) < patch_size:  # nothing fits: the largest patch that half of the images hold
+        capped = sorted(sides)[(len(sides) - 1) // 2] // multiple * multiple
         if capped < multiple:
-            raise ValueError(f"every image is smaller than one patch of {multiple} pixels; use larger images.")
-        notes.append(f"patch size {patch_size} capped at {capped}, the largest the biggest image holds")
+            raise ValueError(f"half of the images are smaller than one patch of {multiple} pixels; "
+                             "use larger images.")
+        notes.append(f"patch size {patch_size} capped at {capped}, the largest that half of the images hold")
         patch_size = capped
     keep = [i for i, side in enumerate(sides) if side >= patch_size]
     if len(keep) < len(imgs):

@@ -50,7 +50,7 @@ def test_every_budget_runs_to_the_last_cell_and_costs_what_its_table_says(notebo
 @pytest.mark.parametrize(("lab", "patch", "used"), [("edsr", 192, 192), ("drn", 384, 320)])
 def test_the_paper_patches_of_edsr_and_drn_are_cut_from_the_full_data(lab, patch, used):
     """EDSR's and DRN's paper patches (192 and 384 HR pixels, cut from DIV2K in the papers) against T91 and
-    BSD200: images too small are left out, and DRN's patch shrinks to the 320 pixels BSD200 holds."""
+    BSD200: images too small are left out, and DRN's patch shrinks to the 320 pixels half of them hold."""
     images = {f"{name}/{key}": img for name in ("T91", "BSD200") for key, img in load_set(name).items()}
     with pytest.warns(UserWarning, match="are left out"):
         data = PatchDataset(images, scale=4, patch_size=patch, channels="rgb")

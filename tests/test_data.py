@@ -150,12 +150,13 @@ def test_images_smaller_than_the_patch_are_left_out_with_one_warning():
 
 
 def test_a_patch_no_image_holds_is_capped_with_a_warning():
-    images = {"a": np.zeros((78, 90), np.uint8), "b": np.zeros((50, 60, 3), np.uint8)}
-    with pytest.warns(UserWarning, match="patch size 384 capped at 76, the largest the biggest image holds; "
-                                         "1 of 2 images"):
+    images = {"a": np.zeros((78, 90), np.uint8), "b": np.zeros((50, 60, 3), np.uint8),
+              "c": np.zeros((80, 99), np.uint8)}
+    with pytest.warns(UserWarning, match="patch size 384 capped at 76, the largest that half of the images hold; "
+                                         "1 of 3 images"):
         ds = PatchDataset(images, scale=4, patch_size=384, channels="rgb")
     assert ds.patch_size == 76 and ds[0][0].shape == (3, 19, 19) and ds[0][1].shape == (3, 76, 76)
-    with pytest.raises(ValueError, match="every image is smaller than one patch of 12 pixels"):
+    with pytest.raises(ValueError, match="half of the images are smaller than one patch of 12 pixels"):
         PatchDataset([np.zeros((10, 10), np.uint8)], scales=(3, 4), patch_size=48)
 
 

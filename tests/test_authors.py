@@ -78,9 +78,16 @@ def test_fsrcnn_x3_built_one_tap_earlier_is_the_authors_output_compared_one_pixe
     assert torch.allclose(b[..., 3:-3, 3:-3], a[..., 2:-4, 2:-4], atol=1e-6)
 
 
+def test_the_default_border_of_srcnn_and_fsrcnn_is_the_authors_test_code():
+    assert build("srcnn", 3).patch_extraction.padding_mode == "replicate"
+    fsrcnn = build("fsrcnn", 4)
+    assert fsrcnn.feature_extraction[0].padding_mode == "replicate" and fsrcnn.deconv_offset == 4
+    assert fsrcnn(torch.rand(1, 1, 7, 5)).shape == (1, 1, 28, 20)
+
+
 def test_zero_padding_changes_srcnn_only_within_its_receptive_field_of_the_border():
     torch.manual_seed(0)
-    replicate, zeros = build("srcnn", 3, padding_mode="replicate"), build("srcnn", 3)  # zeros: the default
+    replicate, zeros = build("srcnn", 3), build("srcnn", 3, padding_mode="zeros")  # replicate: the default
     zeros.load_state_dict(replicate.state_dict())
     x = torch.rand(1, 1, 40, 40)
     with torch.no_grad():

@@ -22,24 +22,21 @@ scales, the paper trains a x3 model and transfers it to x2/x4 by replacing and f
 only the deconvolution (Sec. 3.4). :meth:`FSRCNN.replace_deconvolution` and
 :meth:`FSRCNN.freeze_all_but_deconvolution` implement that trick.
 
-Borders and the deconvolution's position. By default every convolution pads with zeros and
-the transposed convolution keeps the ``scale*h x scale*w`` window whose kernel centre lies
-nearest the LR pixel's centre (HR pixel ``o`` takes tap ``o - scale*i + 4`` at x2 and
-``o - scale*i + 3`` at x3 and x4): the book's own FSRCNNs are trained that way. The authors'
-test code (``FSRCNN.m`` and ``deconv.m`` of their FSRCNN_test package) differs in both, and
-their released weights need its geometry, which two options give:
+Borders and the deconvolution's position follow the authors' test code (``FSRCNN.m`` and
+``deconv.m`` of their FSRCNN_test package), whose geometry their released weights need:
 
-* ``padding_mode="replicate"`` repeats the border pixel outwards (MATLAB's ``imfilter(...,
-  'same', 'replicate')``) and, before the deconvolution, extends the LR features by one
-  replicated pixel, as ``deconv.m`` does, so the outermost HR pixels also receive the
-  contribution of the pixel beyond the edge. With the released weights zeros cost 0.4-0.9 dB
-  on Set5;
-* ``deconv_offset=4`` takes tap ``o - scale*i + 4`` at every scale, as ``deconv.m`` does (at x4
-  srlib's default is one HR pixel away from it: the released x4 model scores 26.2 dB instead of
-  30.7 in the default geometry). The authors' x3 evaluation (``demo_FSRCNN.m`` with
-  ``shave_x3``) compares their output one pixel up and left of the ground truth; their x3
-  models are therefore loaded with ``deconv_offset=3``, which is that comparison moved into the
-  network (:mod:`srlib.authors`).
+* ``padding_mode="replicate"`` (the default) repeats the border pixel outwards (MATLAB's
+  ``imfilter(..., 'same', 'replicate')``) and, before the deconvolution, extends the LR
+  features by one replicated pixel, as ``deconv.m`` does, so the outermost HR pixels also
+  receive the contribution of the pixel beyond the edge. With the released weights zero
+  padding (``padding_mode="zeros"``) costs 0.4-0.9 dB on Set5;
+* ``deconv_offset=4`` (the default) takes tap ``o - scale*i + 4`` from LR pixel ``i`` for HR
+  pixel ``o`` at every scale, as ``deconv.m`` does. ``deconv_offset=None`` keeps instead the
+  window whose kernel centre lies nearest the LR pixel's centre (3 at x3 and x4): at x4 that
+  is one HR pixel away, and the released x4 model scores 26.2 dB in it instead of 30.7. The
+  authors' x3 evaluation (``demo_FSRCNN.m`` with ``shave_x3``) compares their output one pixel
+  up and left of the ground truth; their x3 models are therefore loaded with
+  ``deconv_offset=3``, which is that comparison moved into the network (:mod:`srlib.authors`).
 
 The paper's 12,464 parameters count weights only; biases and PReLU slopes add a few
 hundred. The released models store one PReLU slope per layer; srlib keeps one per channel
@@ -85,7 +82,7 @@ SPEC = ModelSpec(
 )
 
 
-def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: int | None = None,
+def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: int | None = 4,
                    kernel_size: int = 9) -> nn.ConvTranspose2d:
     """Transposed conv whose output is exactly ``scale`` times its input before ``context`` extra
     LR pixels were added on each side; HR pixel ``o`` takes tap ``o - scale*i + offset`` from LR
@@ -109,8 +106,8 @@ def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: 
 class FSRCNN(SRModel):
     spec = SPEC
 
-    def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4, padding_mode: str = "zeros",
-                 deconv_offset: int | None = None):
+    def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4, padding_mode: str = "replicate",
+                 deconv_offset: int | None = 4):
         super().__init__(scale)
         if padding_mode not in ("replicate", "zeros"):
             raise ValueError(f"padding_mode must be 'replicate' (the authors' test code) or 'zeros', "

@@ -21,15 +21,14 @@ output and the loss was computed on the centre of the label, so the network neve
 padded border. At test time the authors' code (``SRCNN.m`` of their SRCNN_v1 test package)
 keeps the image size by filtering every layer with MATLAB's ``imfilter(..., 'same',
 'replicate')``: the border pixel is repeated outwards. Here every convolution uses 'same'
-padding so that output and input have the same size: with zeros by default, the convention of
-every later model and of the book's own trained SRCNNs, or, with ``padding_mode="replicate"``,
-by repeating the border as the authors' test code does (the authors' released weights are built
-that way, :mod:`srlib.authors`). The choice matters near the
-edge: a 9-5-5 network sees 8 pixels on each side of the centre (receptive field
-9 + 5 + 5 - 2 = 17 pixels; 6 for 9-1-5) and the standard evaluation crops only ``scale`` of
-them, so with zeros a frame of 5-6 pixels is computed from values the network was never
-trained on. With the authors' released weights zero padding costs 3 to 8 dB on Set5, below
-bicubic (the book's SRCNN chapter measures it); the interior of the image is the same.
+padding so that output and input have the same size, and by default it repeats the border as
+the authors' test code does (``padding_mode="replicate"``); ``padding_mode="zeros"`` pads with
+zeros, the convention of every later model. The choice matters near the edge: a 9-5-5 network
+sees 8 pixels on each side of the centre (receptive field 9 + 5 + 5 - 2 = 17 pixels; 6 for
+9-1-5) and the standard evaluation crops only ``scale`` of them, so a frame of 5-6 pixels
+depends on the padding. With the authors' released weights, which never saw a padded border,
+zeros cost 3 to 8 dB on Set5, below bicubic (the book's SRCNN chapter measures it); the
+interior of the image is the same.
 """
 from __future__ import annotations
 
@@ -83,7 +82,7 @@ class SRCNN(SRModel):
     spec = SPEC
 
     def __init__(self, scale: int = 3, variant: str = "9-5-5", n1: int = 64, n2: int = 32,
-                 padding_mode: str = "zeros"):
+                 padding_mode: str = "replicate"):
         super().__init__(scale)  # bookkeeping only: the network never changes the image size
         try:
             f1, f2, f3 = (int(k) for k in variant.split("-"))

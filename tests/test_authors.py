@@ -80,9 +80,14 @@ def test_fsrcnn_x3_built_one_tap_earlier_is_the_authors_output_compared_one_pixe
 
 def test_the_default_border_of_srcnn_and_fsrcnn_is_the_authors_test_code():
     assert build("srcnn", 3).patch_extraction.padding_mode == "replicate"
-    fsrcnn = build("fsrcnn", 4)
-    assert fsrcnn.feature_extraction[0].padding_mode == "replicate" and fsrcnn.deconv_offset == 4
-    assert fsrcnn(torch.rand(1, 1, 7, 5)).shape == (1, 1, 28, 20)
+    # deconv.m's window (offset 4) with its one replicated LR pixel; at x3, where the authors' evaluation
+    # shifts by one pixel, offset 3: torch's padding is offset + scale x 1.
+    for scale, offset in ((2, 4), (3, 3), (4, 4)):
+        fsrcnn = build("fsrcnn", scale)
+        assert fsrcnn.feature_extraction[0].padding_mode == "replicate"
+        assert fsrcnn.deconvolution.padding == (offset + scale,) * 2
+        assert fsrcnn(torch.rand(1, 1, 7, 5)).shape == (1, 1, 7 * scale, 5 * scale)
+        assert fsrcnn.replace_deconvolution(scale).deconvolution.padding == (offset + scale,) * 2
 
 
 def test_zero_padding_changes_srcnn_only_within_its_receptive_field_of_the_border():

@@ -30,13 +30,14 @@ Borders and the deconvolution's position follow the authors' test code (``FSRCNN
   features by one replicated pixel, as ``deconv.m`` does, so the outermost HR pixels also
   receive the contribution of the pixel beyond the edge. With the released weights zero
   padding (``padding_mode="zeros"``) costs 0.4-0.9 dB on Set5;
-* ``deconv_offset=4`` (the default) takes tap ``o - scale*i + 4`` from LR pixel ``i`` for HR
-  pixel ``o`` at every scale, as ``deconv.m`` does. ``deconv_offset=None`` keeps instead the
-  window whose kernel centre lies nearest the LR pixel's centre (3 at x3 and x4): at x4 that
-  is one HR pixel away, and the released x4 model scores 26.2 dB in it instead of 30.7. The
-  authors' x3 evaluation (``demo_FSRCNN.m`` with ``shave_x3``) compares their output one pixel
-  up and left of the ground truth; their x3 models are therefore loaded with
-  ``deconv_offset=3``, which is that comparison moved into the network (:mod:`srlib.authors`).
+* the transposed convolution's window: HR pixel ``o`` takes tap ``o - scale*i + deconv_offset``
+  from LR pixel ``i``. ``deconv.m`` uses 4 at every scale, and the default (``deconv_offset=None``)
+  does too, except at x3: the authors' x3 evaluation (``demo_FSRCNN.m`` with ``shave_x3``)
+  compares their output one pixel up and left of the ground truth, so their x3 networks work as
+  if the offset were 3, and so does srlib's (:mod:`srlib.authors` builds theirs the same way).
+  The book's networks are thus built exactly as the authors' released ones at every scale. At
+  x4 the window nearest the centre (``deconv_offset=3``) is one HR pixel away: the released x4
+  model scores 26.2 dB in it instead of 30.7.
 
 The paper's 12,464 parameters count weights only; biases and PReLU slopes add a few
 hundred. The released models store one PReLU slope per layer; srlib keeps one per channel
@@ -82,13 +83,14 @@ SPEC = ModelSpec(
 )
 
 
-def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: int | None = 4,
+def _deconvolution(d: int, channels: int, scale: int, context: int = 0, offset: int | None = None,
                    kernel_size: int = 9) -> nn.ConvTranspose2d:
     """Transposed conv whose output is exactly ``scale`` times its input before ``context`` extra
     LR pixels were added on each side; HR pixel ``o`` takes tap ``o - scale*i + offset`` from LR
-    pixel ``i`` (``offset = 4`` in ``deconv.m``). Initialised as in the paper."""
-    if offset is None:  # the window nearest the centre: 4 at x2, 3 at x3 and x4 (9 - scale rounded up, halved)
-        offset = (kernel_size - scale + (kernel_size - scale) % 2) // 2
+    pixel ``i``: by default 4 (``deconv.m``), 3 at x3 (the authors' x3 evaluation). Initialised as in the
+    paper."""
+    if offset is None:
+        offset = 3 if scale == 3 else 4
     # torch: HR pixel o takes tap o - scale*i' + padding from padded LR pixel i' = i + context, and
     # the output has (h + 2 context - 1) * scale - 2 * padding + kernel_size + output_padding pixels.
     padding = offset + scale * context
@@ -107,7 +109,7 @@ class FSRCNN(SRModel):
     spec = SPEC
 
     def __init__(self, scale: int = 3, d: int = 56, s: int = 12, m: int = 4, padding_mode: str = "replicate",
-                 deconv_offset: int | None = 4):
+                 deconv_offset: int | None = None):
         super().__init__(scale)
         if padding_mode not in ("replicate", "zeros"):
             raise ValueError(f"padding_mode must be 'replicate' (the authors' test code) or 'zeros', "

@@ -349,8 +349,9 @@ def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
                              cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        # Weights written by earlier trainings (this folder's own output) do not change the code a run uses.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude)weights"],
+                               capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
         return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if out.returncode == 0 \
             else "unknown"
     except OSError:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,14 +14,23 @@ __all__ = ["pick_device", "seed_everything", "one_thread"]
 
 
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
-    """Return the device to train on: CUDA if present, then Apple's MPS, then the CPU.
+    """Return the device to train on: ``prefer``, else ``$SRLIB_DEVICE``, else CUDA if present,
+    then Apple's MPS (announced in one line), then the CPU.
 
-    ``prefer`` ("cpu", "cuda", "cuda:1", "mps" or a ``torch.device``) overrides the
-    automatic choice; asking for a device this machine does not have is an error rather
-    than a silent fall-back, so that a "GPU" run never quietly crawls on the CPU.
+    ``prefer`` or ``SRLIB_DEVICE`` ("cpu", "cuda", "cuda:1", "mps" or a ``torch.device``) overrides
+    the automatic choice; asking for a device this machine does not have is an error rather than a
+    silent fall-back, so that a "GPU" run never quietly crawls on the CPU. MPS is chosen on its own
+    only with a note on stderr: some operations fall back to the CPU there, and its results are not
+    bit-for-bit those of the CPU (``SRLIB_DEVICE=cpu`` keeps a Mac on the CPU).
     """
+    if prefer is None and os.environ.get("SRLIB_DEVICE", "").strip():
+        prefer = os.environ["SRLIB_DEVICE"].strip()
     if prefer is not None:
-        device = torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError:
+            raise RuntimeError(f"unknown device {str(prefer)!r}: use cpu, cuda, cuda:N or mps "
+                               "(argument or SRLIB_DEVICE)") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available")
         if device.type == "mps" and not mps_available():
@@ -28,8 +39,16 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if mps_available():
+        global _mps_announced
+        if not _mps_announced:
+            print("srlib: training on Apple's MPS (results differ slightly from the CPU's; SRLIB_DEVICE=cpu "
+                  "uses the CPU)", file=sys.stderr)
+            _mps_announced = True
         return torch.device("mps")
     return torch.device("cpu")
+
+
+_mps_announced = False
 
 
 def mps_available() -> bool:

@@ -350,8 +350,9 @@ def _commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
                              cwd=Path(__file__).parent)
         # Weights written by earlier trainings (this folder's own output) do not change the code a run uses.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude)weights"],
-                               capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude)weights"]
+        dirty = subprocess.run(status, capture_output=True, text=True, timeout=10,
+                               cwd=Path(__file__).parent).stdout.strip()
         return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if out.returncode == 0 \
             else "unknown"
     except OSError:

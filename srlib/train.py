@@ -193,8 +193,9 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
                 bar.close()
                 del batches  # shuts down worker processes, if any
             if ledger.active() and world.main:  # what the whole run costs, however early it stopped
-                ledger.record(kind="train", model=model_identity(model)[0], desc=desc, steps=steps - start, step_macs=step_macs,
-                              validations=books.validations(start), validation_macs=books.validation_macs)
+                ledger.record(kind="train", model=model_identity(model)[0], desc=desc, steps=steps - start,
+                              step_macs=step_macs, validations=books.validations(start),
+                              validation_macs=books.validation_macs)
     model.eval()
     return history
 

@@ -551,9 +551,11 @@ def test_the_cost_ledger_counts_a_whole_budget_from_a_capped_run(tmp_path, monke
     fit(model, data, steps=50, eval_every=20, validate=lambda m: evaluate(m, images, 2).mean_psnr, **QUIET)
     evaluate(model, images, 2)
     train, measured = [json.loads(line) for line in ledger.read_text().splitlines()]
-    assert train == dict(kind="train", model="espcn", steps=50, step_macs=count_macs(model, (4, 1, 8, 8)),
+    assert train == dict(kind="train", model="espcn", desc=None, steps=50, step_macs=count_macs(model, (4, 1, 8, 8)),
                          validations=3, validation_macs=count_macs(model, (1, 1, 12, 16)))  # steps 20, 40, 50
     assert measured == dict(kind="evaluate", model="espcn", images=1, macs=count_macs(model, (1, 1, 12, 16)))
+
+
 @pytest.mark.parametrize("steps", [-1, 2.5, "3"])
 def test_a_step_count_that_is_not_a_whole_number_is_refused(steps):
     with pytest.raises(ValueError, match="steps must be a whole number of optimizer steps, 0 or more"):

@@ -70,20 +70,25 @@ def run_lab(notebook: Path, budget: str, max_steps: int = 2, timeout: int = 3600
         return [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
 
 
+def training(trainings: list[dict]) -> dict:
+    """Training MACs (a step's backward costs about two forwards) and optimizer steps of ledger entries."""
+    return dict(train_macs=sum(3 * e["step_macs"] * e["steps"] for e in trainings if e["step_macs"]),
+                steps=sum(e["steps"] for e in trainings))
+
+
 def costs(entries: list[dict], tflops: float = TFLOPS, step_ms: float = STEP_MS, lab: str = "") -> dict:
     """Totals of a lab's ledger: training and evaluation MACs, steps, and estimated T4 minutes; for
     ``lab``'s clocked trainings (:data:`CLOCKED`), their training MACs and steps apart as well."""
-    train = sum(3 * e["step_macs"] * e["steps"] for e in entries if e["kind"] == "train" and e["step_macs"])
-    evaluation = sum(e["validation_macs"] * e["validations"] for e in entries if e["kind"] == "train")
-    evaluation += sum(e["macs"] for e in entries if e["kind"] == "evaluate")
-    steps = sum(e["steps"] for e in entries if e["kind"] == "train")
-    minutes = (2 * (train + evaluation) / (tflops * 1e12) + steps * step_ms / 1e3) / 60
-    trainings = sum(e["kind"] == "train" for e in entries)
-    row = dict(train_macs=train, eval_macs=evaluation, steps=steps, trainings=trainings, t4_minutes=round(minutes, 1))
-    clocked = [e for e in entries if e["kind"] == "train" and e.get("desc") in CLOCKED.get(lab, ())]
+    trainings = [e for e in entries if e["kind"] == "train"]
+    row = training(trainings)
+    row["eval_macs"] = sum(e["validation_macs"] * e["validations"] for e in trainings)
+    row["eval_macs"] += sum(e["macs"] for e in entries if e["kind"] == "evaluate")
+    flops = 2 * (row["train_macs"] + row["eval_macs"])
+    row.update(trainings=len(trainings),
+               t4_minutes=round((flops / (tflops * 1e12) + row["steps"] * step_ms / 1e3) / 60, 1))
+    clocked = [e for e in trainings if e.get("desc") in CLOCKED.get(lab, ())]
     if clocked:
-        row["clocked"] = dict(train_macs=sum(3 * e["step_macs"] * e["steps"] for e in clocked),
-                              steps=sum(e["steps"] for e in clocked))
+        row["clocked"] = training(clocked)
     return row
 
 

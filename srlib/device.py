@@ -13,6 +13,9 @@ import torch
 __all__ = ["pick_device", "seed_everything", "one_thread"]
 
 
+_mps_announced = False  # the automatic choice of MPS is announced once per process
+
+
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return the device to train on: ``prefer``, else ``$SRLIB_DEVICE``, else CUDA if present,
     then Apple's MPS (announced in one line), then the CPU.
@@ -23,8 +26,8 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     only with a note on stderr: some operations fall back to the CPU there, and its results are not
     bit-for-bit those of the CPU (``SRLIB_DEVICE=cpu`` keeps a Mac on the CPU).
     """
-    if prefer is None and os.environ.get("SRLIB_DEVICE", "").strip():
-        prefer = os.environ["SRLIB_DEVICE"].strip()
+    if prefer is None:
+        prefer = os.environ.get("SRLIB_DEVICE", "").strip() or None
     if prefer is not None:
         try:
             device = torch.device(prefer)
@@ -46,9 +49,6 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
             _mps_announced = True
         return torch.device("mps")
     return torch.device("cpu")
-
-
-_mps_announced = False
 
 
 def mps_available() -> bool:

@@ -7,7 +7,7 @@ Everything is made in a temporary folder: a synthetic photograph and an untraine
 checkpoint (weights do not change the memory needed). Each run is a process of its own, and
 its peak resident set size is what the operating system reports for it (``ru_maxrss``).
 ``--whole`` also measures the image upscaled in one piece, as ``upscale`` did before it cut
-large images into tiles (:mod:`srlib.tiles`); that run needs several gigabytes.
+large images into tiles (:func:`srlib.inference.upscale_tiled`); that run needs several gigabytes.
 
 Measured on a 2-core CPU, OMP_NUM_THREADS=1 (torch 2.13): whole image 8.95 GB, tiles 1.09 GB.
 """

@@ -358,7 +358,7 @@ def _save_png(image, target: Path) -> None:
 
 def cmd_upscale(args) -> int:
     from .data import load_image
-    from .tiles import upscale_tiled
+    from .inference import upscale_tiled
 
     images = [Path(p) for p in args.images]
     missing = [str(p) for p in images if not p.is_file()]

@@ -372,7 +372,7 @@ def test_chop_forward_equals_plain_forward(name, scale, size):
 
 def test_chop_forward_warns_for_global_attention():
     model = build("drn", 4, size="quick").eval()
-    with pytest.warns(UserWarning, match="approximates"):
+    with pytest.warns(UserWarning, match="only approximate the whole image"):
         out = chop_forward(model, torch.rand(1, 3, 10, 10), tile=5)
     assert out.shape == (1, 3, 40, 40)
 

@@ -1,11 +1,11 @@
-"""Tiled upscaling (srlib.tiles): the same image as upscaling it whole, with bounded memory."""
+"""Tiled upscaling (srlib.inference.upscale_tiled): the same image as upscaling it whole, with bounded memory."""
 import numpy as np
 import pytest
 import torch
 
 from srlib.evaluate import upscale_image
+from srlib.inference import tile_margin, upscale_tiled
 from srlib.models import build
-from srlib.tiles import tile_margin, upscale_tiled
 
 
 def model(name: str, scale: int = 3):

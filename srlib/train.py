@@ -10,7 +10,8 @@ checkpoint exists. The arguments of ``fit``:
   epoch (seeded) and cycled for as many epochs as ``steps`` (optimizer steps) needs. A dataset with
   a ``batch(indices)`` method, like :class:`srlib.data.PatchDataset`, is asked for whole batches.
 * ``loss_fn(model, *batch) -> scalar``: ``(model, net_input, hr)`` for pairs, ``(model,
-  net_input, lr, hr)`` for triples (the model registry's losses). Default: :func:`mse_loss`.
+  net_input, lr, hr)`` for triples (the model registry's losses). Default: the model's own loss
+  (``spec(model.srlib_name).loss``) for a model built by srlib, else :func:`mse_loss`.
 * ``lr``, ``optimizer``: base learning rate; "adam", "sgd" (momentum 0.9), or a callable
   ``params -> Optimizer`` for anything else (per-layer rates, weight decay...).
 * ``lr_schedule``: None (constant), "step" (times ``gamma`` at each of ``milestones``), "cosine"
@@ -141,6 +142,14 @@ def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tenso
     return F.mse_loss(model(net_input), rest[-1])  # the last: fits pairs and (input, lr, hr) triples
 
 
+def own_loss(model: torch.nn.Module) -> Callable:
+    """The loss the model's paper trains it with, from the registry; MSE for a model srlib did not build."""
+    from .models import REGISTRY
+
+    name = getattr(model, "srlib_name", None)
+    return REGISTRY[name].loss if name in REGISTRY else mse_loss
+
+
 def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable | None = None, lr: float = 1e-3,
         batch_size: int = 16, optimizer: str | Callable = "adam", lr_schedule: str | Callable | None = None,
         milestones: list[int] | None = None, gamma: float = 0.5, clip_grad: float | None = None,
@@ -154,9 +163,9 @@ def fit(model: torch.nn.Module, data: Dataset, *, steps: int, loss_fn: Callable 
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a whole number of optimizer steps, 0 or more; got {steps!r}")
     world = join(pick_device(device))  # one process, or one of torchrun's (then on its own GPU)
-    update = _Update(model.to(world.device).train(), loss_fn or mse_loss, world, steps, lr=lr, optimizer=optimizer,
-                     lr_schedule=lr_schedule, milestones=milestones, gamma=gamma, clip_grad=clip_grad,
-                     clip_mode=clip_mode, amp=amp)
+    update = _Update(model.to(world.device).train(), loss_fn or own_loss(model), world, steps, lr=lr,
+                     optimizer=optimizer, lr_schedule=lr_schedule, milestones=milestones, gamma=gamma,
+                     clip_grad=clip_grad, clip_mode=clip_mode, amp=amp)
     seed_everything(seed)
     facts = dict(batch_size=batch_size, device=str(world.device), seed=seed, **world.facts, **data_facts(data))
     _check_data_scale(model, facts)

@@ -13,6 +13,7 @@ from srlib import checkpoint
 from srlib.budget import BUDGET_NAMES, Budget, budget, budget_table, get_budget
 from srlib.checkpoint import load_checkpoint, save_checkpoint
 from srlib.history import History
+from srlib.models import build, spec
 from srlib.train import fit, train_or_load
 
 
@@ -560,3 +561,11 @@ def test_the_cost_ledger_counts_a_whole_budget_from_a_capped_run(tmp_path, monke
 def test_a_step_count_that_is_not_a_whole_number_is_refused(steps):
     with pytest.raises(ValueError, match="steps must be a whole number of optimizer steps, 0 or more"):
         fit(make_model(), BlurPairs(), steps=steps, **QUIET)
+
+
+def test_fit_trains_with_the_models_own_loss_unless_told_otherwise():
+    from srlib.train import mse_loss, own_loss
+
+    for name in ("lapsrn", "edsr", "drcn", "srcnn"):
+        assert own_loss(build(name, 4 if name != "srcnn" else 3, size="quick")) is spec(name).loss
+    assert own_loss(torch.nn.Conv2d(1, 1, 3)) is mse_loss  # not an srlib model: no registry entry

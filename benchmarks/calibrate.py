@@ -1,89 +1,161 @@
-"""How far can the labs' training claims be trusted? Each claim, over several seeds.
+"""How far can the labs' training claims be trusted? Each lab, executed at many seeds and thread counts.
 
-    python benchmarks/calibrate.py                  # every lab, seeds 0-4
-    python benchmarks/calibrate.py srcnn --seeds 8
+    python benchmarks/calibrate.py fsrcnn                        # seeds 0-9, at 1 and 2 CPU threads
+    python benchmarks/calibrate.py fsrcnn --seeds 20 --threads 1
+    python benchmarks/calibrate.py fsrcnn --false-failures 20   # 20 new runs checked as a reader's would be
 
-A lab trains for a minute with seed 0 and draws a conclusion ("9-5-5 beats 9-1-5 by 0.3 dB").
-One seed is an anecdote: this script runs each lab's claim experiment exactly as the lab does
-at the quick budget (same data, network, optimiser, steps; only the seed changes: initial
-weights, patches and their order) and prints, per measured quantity, the mean, the standard
-deviation and the range over the seeds. The labs quote these figures and assert their own
-claim with a margin the spread justifies. Results are also written to
-``benchmarks/results/calibration.json``.
+A lab trains for a minute at the quick budget and checks its claims with ``Run.check_claims``
+(``srlib/lab.py``). This script executes the lab notebook itself with papermill, setting its
+``seed``, ``threads`` and ``claims_file`` parameters; the lab then records what it measured
+instead of checking it. Every run is added to ``srlib/calibration.json`` as soon as it ends,
+so an interrupted calibration continues where it stopped; a (seed, threads) pair already there
+is not run again. The file keeps, per claim, the runs, their mean and standard deviation, and
+the band the lab asserts (a prediction interval for one new run; see ``srlib/lab.py``).
 
-Each lab's experiment is one file in ``benchmarks/calibration/``: ``experiment(seed,
-train_images, test)`` returns the measured quantities, and an optional ``prepare(train_images)``
-measures, once, what every seed shares (for example a step count for equal CPU time).
+``--false-failures N`` executes the lab N times more, at seeds from 1000 and alternately at one
+and two threads, exactly as a reader would (nothing recorded), and prints how many runs failed
+a check: the measured counterpart of the 1 % the bands are built for.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).resolve().parent
-if importlib.util.find_spec("srlib") is None:  # running from a checkout without installing
-    sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE / "calibration"))
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:  # running from a checkout without installing
+    sys.path.insert(0, str(ROOT))
 
-from srlib.data import sample_images  # noqa: E402
 from srlib.files import write_atomically  # noqa: E402
+from srlib.lab import CALIBRATION, band  # noqa: E402
 
-RESULTS = HERE / "results" / "calibration.json"
 LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn", "lapsrn", "edsr", "drn"]
 
 
-def available_labs() -> list[str]:
-    return [lab for lab in LABS if (HERE / "calibration" / f"{lab}.py").is_file()]
+def _papermill():
+    try:
+        import papermill
+    except ImportError:
+        raise SystemExit("benchmarks/calibrate.py executes the labs with papermill: pip install papermill") from None
+    return papermill
 
 
-def summarise(runs: list[dict]) -> dict:
-    summary = {}
-    for key in runs[0]:
-        values = [run[key] for run in runs]
-        summary[key] = dict(mean=round(statistics.mean(values), 4), sd=round(statistics.stdev(values), 4),
-                            min=round(min(values), 4), max=round(max(values), 4),
-                            seeds=[round(v, 4) for v in values])
-    return summary
+def execute(lab: str | Path, parameters: dict, threads: int) -> None:
+    """Execute ``book/LAB/lab.ipynb`` (or the notebook at path ``lab``) at the quick budget, in a
+    scratch folder: its checkpoints are its own."""
+    papermill = _papermill()
+
+    notebook = ROOT / "book" / lab / "lab.ipynb" if isinstance(lab, str) else lab
+
+    os.environ.update(SRLIB_BUDGET="quick", OMP_NUM_THREADS=str(threads))  # the kernel inherits them
+    os.environ.pop("SRLIB_MAX_STEPS", None)
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as scratch:
+        papermill.execute_notebook(str(notebook), str(Path(scratch) / "executed.ipynb"),
+                                   parameters=dict(parameters, threads=threads), cwd=scratch, progress_bar=False,
+                                   kernel_name="python3")
+
+
+def lab_entry(lab: str, records: list[dict]) -> dict:
+    """The calibration of one lab from its recorded runs: per claim, the runs, mean, sd and band."""
+    import torch
+
+    keys = [c["key"] for c in records[-1]["claims"]]  # the lab as it is now
+    claims = {}
+    for key in keys:
+        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(c["value"], 4), claim=c["claim"])
+                for r in records for c in r["claims"] if c["key"] == key]
+        values = [run["value"] for run in runs]
+        claim = runs[-1].pop("claim")
+        for run in runs:
+            run.pop("claim", None)
+        seeds = len({run["seed"] for run in runs})
+        claims[key] = dict(claim=claim, runs=runs, mean=round(statistics.mean(values), 4),
+                           sd=round(statistics.stdev(values), 4), band=list(band(values, seeds, claim, len(keys))))
+    return dict(notebook=f"book/{lab}/lab.ipynb", budget="quick", torch_version=torch.__version__,
+                source="the lab notebook executed by benchmarks/calibrate.py", claims=claims)
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=1) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def calibrate(lab: str, seeds: int, threads: list[int]) -> None:
+    # Runs are kept apart until the calibration is complete, so that an interrupted one neither
+    # narrows nor widens the bands the lab asserts meanwhile; it continues where it stopped.
+    runs_file = ROOT / "checkpoints" / "calibration" / f"{lab}.json"
+    records = json.loads(runs_file.read_text()) if runs_file.is_file() else []
+    for seed in range(seeds):
+        for count in threads:
+            if any((r["seed"], r["threads"]) == (seed, count) for r in records):
+                continue
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as folder:
+                claims_file = str(Path(folder) / "claims.json")
+                execute(lab, dict(seed=seed, claims_file=claims_file), count)
+                record = json.loads(Path(claims_file).read_text())
+            if not record["calibrated"]:
+                raise SystemExit(f"{lab}: the run was not a quick-budget run in full; nothing recorded")
+            records.append(record)
+            write_json(runs_file, records)
+            print(f"{lab} seed {seed}, {count} thread(s): "
+                  + ", ".join(f"{c['key']} {c['value']:+.3f}" for c in record["claims"])
+                  + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    wanted = {(s, t) for s in range(seeds) for t in threads}
+    entry = lab_entry(lab, [r for r in records if (r["seed"], r["threads"]) in wanted])
+    calibration = json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {}
+    calibration[lab] = entry
+    write_json(CALIBRATION, calibration)
+    print(f"\n{lab}: band per claim (all of the lab's checks together fail a correct run 1 % of the time)")
+    for key, stats in entry["claims"].items():
+        low, high = stats["band"]
+        limits = " and ".join(f"{s} {x:+.2f}" for s, x in ((">=", low), ("<=", high)) if x is not None)
+        print(f"  {key:<52} {stats['mean']:+.2f} ± {stats['sd']:.2f} ({len(stats['runs'])} runs)  {limits}")
+    print(f"written to {CALIBRATION.relative_to(ROOT)}")
+
+
+def false_failures(lab: str, runs: int) -> None:
+    papermill = _papermill()
+
+    failed = []
+    for i in range(runs):
+        seed, count = 1000 + i, 1 + i % 2
+        start = time.perf_counter()
+        try:
+            execute(lab, dict(seed=seed), count)
+            verdict = "passed"
+        except papermill.PapermillExecutionError as error:
+            verdict = f"FAILED: {error.ename}: {error.evalue[:200]}"
+            failed.append(seed)
+        print(f"{lab} seed {seed}, {count} thread(s): {verdict} ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(f"\n{lab}: {len(failed)} of {runs} correct runs failed a check ({len(failed) / runs:.0%}; the bands are "
+          f"built for at most 1 %)" + (f"; seeds {failed}" if failed else ""))
 
 
 def main() -> int:
-    labs = available_labs()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("labs", nargs="*", choices=[[], *labs], metavar="LAB", help=f"{', '.join(labs)} (default: all)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("labs", nargs="+", choices=LABS, metavar="LAB", help=", ".join(LABS))
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (default 1 2)")
+    parser.add_argument("--false-failures", type=int, metavar="N",
+                        help="instead of calibrating, run the lab N times at new seeds and count failed checks")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2: a spread needs two runs")
-    train, test = sample_images("train"), sample_images("test")
-    for lab in args.labs or labs:
-        module = importlib.import_module(lab)
-        shared = module.prepare(train) if hasattr(module, "prepare") else {}
-        runs = []
-        for seed in range(args.seeds):
-            start = time.perf_counter()
-            runs.append(module.experiment(seed, train, test, **shared))
-            print(f"{lab} seed {seed}: " + ", ".join(f"{k} {v:+.3f}" for k, v in runs[-1].items())
-                  + f" ({time.perf_counter() - start:.0f} s)", flush=True)
-        summary = summarise(runs)
-        print(f"\n{lab}: {args.seeds} seeds (quick budget, embedded photographs, held-out test photographs)")
-        for key, s in summary.items():
-            print(f"  {key:<44} {s['mean']:+.2f} ± {s['sd']:.2f}  (range {s['min']:+.2f} .. {s['max']:+.2f})")
-        print()
-        # Read again just before writing: another lab's calibration may have finished meanwhile.
-        report = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        report[lab] = dict(summary, **shared, torch_version=torch.__version__)
-        RESULTS.parent.mkdir(exist_ok=True)
-        text = json.dumps(report, indent=1) + "\n"
-        write_atomically(RESULTS, lambda tmp: Path(tmp).write_text(text))
-    print(f"written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    if any(t < 1 for t in args.threads):
+        parser.error("--threads must be positive")
+    for lab in args.labs:
+        if args.false_failures:
+            false_failures(lab, args.false_failures)
+        else:
+            calibrate(lab, args.seeds, args.threads)
     return 0
 
 

@@ -15,13 +15,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from srlib.authors import AUTHORS, MEASURED, authors_path, load_authors
 from srlib.data import load_set, sample_images
-from srlib.files import write_atomically
+from srlib.files import write_json
 from srlib.models import rebuild
 from srlib.protocols import PROTOCOLS, evaluate_protocol
 
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "saved": time.strftime("%Y-%m-%d", time.gmtime()),
         "models": {n: models[n] for n in AUTHORS if n in models},
     }
-    text = json.dumps(result, indent=1) + "\n"
-    write_atomically(MEASURED, lambda tmp: Path(tmp).write_text(text))
+    write_json(MEASURED, result)
     return 0
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.run_notebooks import execute, read, toc_notebooks  # noqa: E402
 from srlib.budget import BUDGET_NAMES, COSTS_FILE  # noqa: E402
-from srlib.files import write_atomically  # noqa: E402
+from srlib.files import write_json  # noqa: E402
 
 # The notebooks that train under a budget: every paper's lab, and the training chapter.
 LABS = [path for path in toc_notebooks(ROOT) if "get_budget(" in path.read_text(encoding="utf-8")]
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
             if args.write:  # row by row: a long run that stops keeps what it measured
                 stored.update(tflops=args.tflops, step_ms=args.step_ms,
                               command="python benchmarks/budgets.py --write (T91 and BSD200 present)")
-                write_atomically(COSTS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(stored, indent=1) + "\n"))
+                write_json(COSTS_FILE, stored)
             print(f"{lab_name(notebook):<10} {budget:<6} {row['trainings']:>9} {row['steps']:>11,} "
                   f"{row['train_macs'] / 1e12:>11.1f} {row['eval_macs'] / 1e12:>10.2f} {row['t4_minutes']:>7.1f} "
                   f"{time.perf_counter() - start:>6.0f}", flush=True)

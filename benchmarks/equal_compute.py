@@ -44,7 +44,7 @@ if importlib.util.find_spec("srlib") is None:  # running from a checkout without
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srlib.data import PatchDataset, sample_images  # noqa: E402
-from srlib.files import write_atomically  # noqa: E402
+from srlib.files import write_json  # noqa: E402
 from srlib.models import build, spec  # noqa: E402
 from srlib.reference import RECIPES, WEIGHTS_DIR, reference_info, training_costs  # noqa: E402
 from srlib.train import fit  # noqa: E402
@@ -160,8 +160,7 @@ def report(names: list[str], repeat_folders: list[Path] = ()) -> dict:
                 + "".join(f" --repeats {folder}" for folder in repeat_folders),
         machine=machine(),
         saved=time.strftime("%Y-%m-%d", time.gmtime()), models=rows)
-    text = json.dumps(result, indent=1) + "\n"
-    write_atomically(RESULTS, lambda tmp: Path(tmp).write_text(text))
+    write_json(RESULTS, result)
     return result
 
 

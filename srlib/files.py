@@ -10,13 +10,14 @@ the next write of the same file calls it.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["write_atomically", "temporary_name", "remove_stale_temporaries", "process_running"]
+__all__ = ["write_atomically", "write_json", "temporary_name", "remove_stale_temporaries", "process_running"]
 
 
 def temporary_name(path: str | os.PathLike) -> str:
@@ -38,6 +39,13 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write ``data`` as indented JSON to ``path`` (its folder created if needed), atomically."""
+    text = json.dumps(data, indent=1) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def remove_stale_temporaries(path: str | os.PathLike, log: Callable[[str], None] | None = None) -> list[str]:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .files import write_atomically
+from .files import write_atomically, write_json
 
 __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
            "half_precision", "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure",
@@ -341,7 +341,7 @@ def remeasure(name: str, root=None) -> dict:
                                 "Point --root or SRLIB_DATA at a data root that holds "
                                 f"{', '.join(missing)} (python -m srlib download {' '.join(missing)})")
     info["measured"] = measure_reference(load_reference(name), root)
-    _write_json(info_path, info)
+    write_json(info_path, info)
     return info
 
 
@@ -357,11 +357,6 @@ def _commit() -> str:
             else "unknown"
     except OSError:
         return "unknown"
-
-
-def _write_json(path: Path, info: dict) -> None:
-    text = json.dumps(info, indent=1) + "\n"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "checkpoints/reference",
@@ -440,7 +435,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
         validation=[[step, round(psnr, 4)] for step, psnr in history.val],
         measured=measure_reference(model, root),
     )
-    _write_json(out / f"{name}.json", info)
+    write_json(out / f"{name}.json", info)
     return info
 
 

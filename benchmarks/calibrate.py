@@ -7,10 +7,12 @@
 A lab trains for a minute at the quick budget and checks its claims with ``Run.check_claims``
 (``srlib/lab.py``). This script executes the lab notebook itself with papermill, setting its
 ``seed``, ``threads`` and ``claims_file`` parameters; the lab then records what it measured
-instead of checking it. Every run is added to ``srlib/calibration.json`` as soon as it ends,
-so an interrupted calibration continues where it stopped; a (seed, threads) pair already there
-is not run again. The file keeps, per claim, the runs, their mean and standard deviation, and
-the band the lab asserts (a prediction interval for one new run; see ``srlib/lab.py``).
+instead of checking it. Every run is kept in ``checkpoints/calibration/LAB.json`` as soon as it
+ends, so an interrupted calibration continues where it stopped (a recorded seed and thread count
+is not run again; delete the file after changing the lab). When all are done, the lab's entry
+in ``srlib/calibration.json`` is replaced: per claim, the runs, their mean and standard
+deviation, and the band the lab asserts (a prediction interval for one new run; see
+``srlib/lab.py``).
 
 ``--false-failures N`` executes the lab N times more, at seeds from 1000 and alternately at one
 and two threads, exactly as a reader would (nothing recorded), and prints how many runs failed
@@ -19,6 +21,7 @@ a check: the measured counterpart of the 1 % the bands are built for.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -32,7 +35,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from srlib.files import write_atomically  # noqa: E402
+from srlib.files import write_json  # noqa: E402
 from srlib.lab import CALIBRATION, band  # noqa: E402
 
 LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn", "lapsrn", "edsr", "drn"]
@@ -46,16 +49,31 @@ def _papermill():
     return papermill
 
 
+@contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables (None removes one) for the block; the kernel inherits them."""
+    def put(settings):
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    saved = {name: os.environ.get(name) for name in values}
+    put(values)
+    try:
+        yield
+    finally:
+        put(saved)
+
+
 def execute(lab: str | Path, parameters: dict, threads: int) -> None:
-    """Execute ``book/LAB/lab.ipynb`` (or the notebook at path ``lab``) at the quick budget, in a
-    scratch folder: its checkpoints are its own."""
+    """Execute ``book/LAB/lab.ipynb`` (or the notebook at path ``lab``) at the quick budget in full,
+    in a scratch folder: its checkpoints are its own."""
     papermill = _papermill()
-
     notebook = ROOT / "book" / lab / "lab.ipynb" if isinstance(lab, str) else lab
-
-    os.environ.update(SRLIB_BUDGET="quick", OMP_NUM_THREADS=str(threads))  # the kernel inherits them
-    os.environ.pop("SRLIB_MAX_STEPS", None)
-    with tempfile.TemporaryDirectory(prefix="calibrate-") as scratch:
+    with _environment(SRLIB_BUDGET="quick", OMP_NUM_THREADS=str(threads), SRLIB_MAX_STEPS=None), \
+            tempfile.TemporaryDirectory(prefix="calibrate-") as scratch:
         papermill.execute_notebook(str(notebook), str(Path(scratch) / "executed.ipynb"),
                                    parameters=dict(parameters, threads=threads), cwd=scratch, progress_bar=False,
                                    kernel_name="python3")
@@ -65,26 +83,17 @@ def lab_entry(lab: str, records: list[dict]) -> dict:
     """The calibration of one lab from its recorded runs: per claim, the runs, mean, sd and band."""
     import torch
 
-    keys = [c["key"] for c in records[-1]["claims"]]  # the lab as it is now
+    latest = {c["key"]: c["claim"] for c in records[-1]["claims"]}  # the lab as it is now
     claims = {}
-    for key in keys:
-        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(c["value"], 4), claim=c["claim"])
+    for key, claim in latest.items():
+        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(c["value"], 4))
                 for r in records for c in r["claims"] if c["key"] == key]
         values = [run["value"] for run in runs]
-        claim = runs[-1].pop("claim")
-        for run in runs:
-            run.pop("claim", None)
         seeds = len({run["seed"] for run in runs})
         claims[key] = dict(claim=claim, runs=runs, mean=round(statistics.mean(values), 4),
-                           sd=round(statistics.stdev(values), 4), band=list(band(values, seeds, claim, len(keys))))
+                           sd=round(statistics.stdev(values), 4), band=list(band(values, seeds, claim, len(latest))))
     return dict(notebook=f"book/{lab}/lab.ipynb", budget="quick", torch_version=torch.__version__,
                 source="the lab notebook executed by benchmarks/calibrate.py", claims=claims)
-
-
-def write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1) + "\n"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def calibrate(lab: str, seeds: int, threads: list[int]) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .device import pick_device
+from .files import write_json
 
 __all__ = ["Claim", "Run", "start_run", "calibrated", "band", "lab_seed"]
 
@@ -58,12 +59,17 @@ class Claim:
 
     @property
     def threshold(self) -> tuple[str, float] | None:
-        if self.claim is None:
-            return None
-        sign, number = self.claim.split()
-        if sign not in (">", "<"):
-            raise ValueError(f"claim {self.claim!r} of {self.key!r}: write '> X' or '< X'")
-        return sign, float(number)
+        return threshold(self.claim)
+
+
+def threshold(claim: str | None) -> tuple[str, float] | None:
+    """``"> 0"`` as ``(">", 0.0)``; None for no claim."""
+    if claim is None:
+        return None
+    sign, number = claim.split()
+    if sign not in (">", "<"):
+        raise ValueError(f"claim {claim!r}: write '> X' or '< X'")
+    return sign, float(number)
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -81,14 +87,22 @@ def band(values: list[float], seeds: int, claim: str | None, checks: int,
     mean, sd = statistics.mean(values), statistics.stdev(values)
     sides = 1 if claim else 2
     half = _t_quantile(1 - false_failures / checks / sides, seeds - 1) * sd * math.sqrt(1 + 1 / seeds)
-    sign = claim.split()[0] if claim else None
+    sign = threshold(claim)[0] if claim else None
     low = None if sign == "<" else round(mean - half, 4)
     high = None if sign == ">" else round(mean + half, 4)
     return low, high
 
 
+_loaded: dict = {}  # the calibration file's contents, read again only when the file changes
+
+
 def _calibration() -> dict:
-    return json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {}
+    if not CALIBRATION.is_file():
+        return {}
+    stamp = CALIBRATION.stat().st_mtime_ns
+    if _loaded.get("stamp") != stamp:
+        _loaded.update(stamp=stamp, data=json.loads(CALIBRATION.read_text()))
+    return _loaded["data"]
 
 
 @dataclass(frozen=True)
@@ -110,14 +124,14 @@ class Calibrated:
     def sd(self) -> float:
         return statistics.stdev(self.values)
 
-    def held(self) -> int:
-        """In how many calibration runs the claim held."""
-        sign, number = Claim(self.key, 0.0, self.claim).threshold
+    def held(self, claim: str | None = None) -> int:
+        """In how many calibration runs ``claim`` (default: the calibrated claim) held."""
+        sign, number = threshold(claim or self.claim)
         return sum((v > number) if sign == ">" else (v < number) for v in self.values)
 
-    def summary(self, unit: str = "") -> str:
+    def summary(self) -> str:
         threads = "/".join(str(t) for t in self.threads) if all(self.threads) else "?"
-        return (f"{self.mean:+.2f} ± {self.sd:.2f}{unit} over {self.seeds} seeds "
+        return (f"{self.mean:+.2f} ± {self.sd:.2f} over {self.seeds} seeds "
                 f"({len(self.values)} runs, {threads} threads)")
 
 
@@ -154,10 +168,10 @@ class Run:
         in one line. A value outside its band fails with what it means and what to do.
         """
         if self.claims_file is not None:  # a calibration run records, and checks nothing
-            record = dict(lab=self.lab, seed=self.seed, threads=torch.get_num_threads(), budget=budget.name,
-                          calibrated=budget.calibrated, claims=[dict(key=c.key, value=float(c.value),
-                                                                     claim=c.claim) for c in claims])
-            Path(self.claims_file).write_text(json.dumps(record, indent=1) + "\n")
+            write_json(self.claims_file, dict(
+                lab=self.lab, seed=self.seed, threads=torch.get_num_threads(), budget=budget.name,
+                calibrated=budget.calibrated,
+                claims=[dict(key=c.key, value=float(c.value), claim=c.claim) for c in claims]))
             print(f"claims recorded for calibration: {len(claims)}")
             return
         if not budget.calibrated:
@@ -172,7 +186,7 @@ class Run:
             if calibration.claim != c.claim:
                 raise ValueError(f"{self.lab}: {c.key!r} is calibrated as claim {calibration.claim!r}, the lab "
                                  f"states {c.claim!r}; run python benchmarks/calibrate.py {self.lab}")
-            low, high = band(calibration.values, calibration.seeds, c.claim, len(claims))
+            low, high = calibration.band  # computed for this lab's number of checks (tests/test_lab.py)
             inside = (low is None or c.value >= low) and (high is None or c.value <= high)
             limits = " and ".join(f"{s} {x:+.2f}" for s, x in ((">=", low), ("<=", high)) if x is not None)
             verdict = "ok" if inside else "OUTSIDE"

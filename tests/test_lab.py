@@ -133,7 +133,7 @@ def test_calibration_entry_keeps_runs_and_bands(calibrate_module):
 
 
 @pytest.mark.slow
-def test_calibration_executes_a_notebook_with_its_parameters(calibrate_module, tmp_path, monkeypatch):
+def test_calibration_executes_a_notebook_with_its_parameters(calibrate_module, tmp_path):
     """papermill sets seed, threads and claims_file; the notebook records its claims instead of checking them."""
     notebook = nbformat.v4.new_notebook(metadata=dict(kernelspec=dict(name="python3", language="python",
                                                                       display_name="Python 3")))
@@ -145,7 +145,6 @@ def test_calibration_executes_a_notebook_with_its_parameters(calibrate_module, t
         "run.check_claims(get_budget('quick'), [Claim('seed squared', run.seed ** 2)])")]
     path = tmp_path / "toy.ipynb"
     nbformat.write(notebook, path)
-    monkeypatch.setattr("os.environ", dict(__import__("os").environ))  # execute() sets the budget and threads
     record_file = tmp_path / "claims.json"
     calibrate_module.execute(path, dict(seed=3, claims_file=str(record_file)), 1)
     record = json.loads(record_file.read_text())

@@ -35,7 +35,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -43,11 +43,9 @@ import torch
 if importlib.util.find_spec("srlib") is None:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srlib.data import PatchDataset, sample_images  # noqa: E402
 from srlib.files import write_json  # noqa: E402
-from srlib.models import build, spec  # noqa: E402
+from srlib.recipe import train  # noqa: E402
 from srlib.reference import RECIPES, WEIGHTS_DIR, reference_info, training_costs  # noqa: E402
-from srlib.train import fit  # noqa: E402
 
 SCALE = 4
 BUDGET_SECONDS = 360  # six minutes of one thread per model
@@ -64,16 +62,12 @@ def step_seconds(name: str, steps: int = 8) -> float:
 
     The embedded photographs stand in for the training set: a step's cost does not depend on
     which pixels the patches hold."""
-    recipe = RECIPES[name]
-    model_spec = spec(recipe.model)
-    data = PatchDataset(sample_images("train"), None if recipe.scales else recipe.scale, scales=recipe.scales,
-                        patch_size=recipe.patch_size, channels="y" if model_spec.channels == 1 else "rgb",
-                        upsampled=model_spec.input == "upsampled", seed=recipe.seed)
-    model = build(recipe.model, recipe.scale, size=recipe.size)
-    common = dict(loss_fn=model_spec.loss, lr=recipe.lr, batch_size=recipe.batch_size, progress=False, device="cpu")
-    fit(model, data, steps=2, **common)
+    recipe = replace(RECIPES[name], data=("embedded",), lr_schedule=None)
+    model, data = recipe.build(), recipe.dataset()
+    common = dict(progress=False, device="cpu")
+    train(replace(recipe, steps=2), model=model, data=data, **common)
     start = time.perf_counter()
-    fit(model, data, steps=steps, resume=False, **common)
+    train(replace(recipe, steps=steps), model=model, data=data, resume=False, **common)
     return (time.perf_counter() - start) / steps
 
 
@@ -138,9 +132,9 @@ def repeats(rows: list[dict], folders: list[Path]) -> None:
                 row["other_seeds"] += [run for run in stored.get(row["name"], []) if run not in row["other_seeds"]]
                 continue
             info = json.loads(path.read_text())
-            expected, recorded = json.loads(json.dumps(asdict(RECIPES[row["name"]]))), dict(info["recipe"])
-            seed = recorded.pop("seed")
-            if recorded != {k: v for k, v in expected.items() if k != "seed"} or seed == expected["seed"]:
+            expected, recorded = json.loads(json.dumps(RECIPES[row["name"]].record())), dict(info["recipe"])
+            seed = recorded.pop("seed")  # fields added to Recipe since that run keep their defaults there
+            if any(expected.get(k) != v for k, v in recorded.items()) or seed == expected["seed"]:
                 raise ValueError(f"{path} is not a run of the {row['name']} recipe with another seed")
             set5 = info["measured"].get("Set5")
             row["other_seeds"].append(dict(seed=seed, set5_psnr=set5["psnr"] if set5 else None,

@@ -181,38 +181,34 @@ def _check_resumable(out: Path, model, settings: dict, option: str = "--out") ->
 
 def cmd_train(args) -> int:
     from .checkpoint import checkpoint_lock
-    from .data import PatchDataset, center_crops, sample_images
-    from .device import pick_device, seed_everything
+    from .data import center_crops, sample_images
+    from .device import pick_device
     from .distributed import leave, this_process
     from .evaluate import evaluate
-    from .models import build
-    from .train import data_facts, fit
+    from .recipe import Recipe, train
+    from .train import data_facts
 
     model_spec, budget = _check_train_args(args)
-    out, size, steps, batch_size = args.out, args.size, args.steps, args.batch_size
+    out, steps = args.out, args.steps
+    recipe = Recipe(args.model, args.size, args.scale, steps, args.batch_size, args.patch_size, args.lr, args.seed,
+                    data=tuple(args.data), lr_schedule=None)
     world = this_process()  # under torchrun, one of several: rank 0 prints (fit validates and saves there)
-    seed_everything(args.seed)  # before building: the initial weights come from the seeded generators
-    model = build(args.model, args.scale, size=size)
+    model = recipe.build()
     held = None  # the checkpoint continued, if any
     if world.main and out.exists():
-        held = _check_resumable(out, model, dict(lr=args.lr, batch_size=batch_size, seed=args.seed,
+        held = _check_resumable(out, model, dict(lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                                                  processes=world.size, patch_size=args.patch_size))
     if world.main:
         out.parent.mkdir(parents=True, exist_ok=True)
     # Rank 0 writes the checkpoint; the lock keeps a second run from writing it at the same time.
     with checkpoint_lock(out) if world.main else contextlib.nullcontext():
-        channels = "y" if model_spec.channels == 1 else "rgb"
-        upsampled = model_spec.input == "upsampled"
-        train_images = {}
-        for name in args.data:
-            train_images.update({f"{name}/{k}": v for k, v in _images(name, args.root, "train").items()})
+        train_images = recipe.images(args.root)
         largest = max(min(img.shape[:2]) for img in train_images.values())
         if args.patch_size > largest:  # asked for explicitly: refused rather than shrunk as the labs' patches are
             raise UsageError(f"every training image is smaller than the patch size {args.patch_size} (the largest "
                              f"holds {largest} pixels); use --patch-size {largest - largest % args.scale} or less")
         try:
-            data = PatchDataset(train_images, args.scale, patch_size=args.patch_size, channels=channels,
-                                upsampled=upsampled, seed=args.seed)
+            data = recipe.dataset(train_images)
         except ValueError as error:
             raise UsageError(f"{error} (--patch-size)") from None
         if held is not None:  # the images themselves must be the ones the checkpoint was trained on
@@ -222,20 +218,20 @@ def cmd_train(args) -> int:
         def validate(m):
             return evaluate(m, validation, args.scale).mean_psnr
 
-        processes = f" x {world.size} processes, {world.size * batch_size} patches per step" if world.size > 1 else ""
+        processes = f" x {world.size} processes, {world.size * args.batch_size} patches per step" \
+            if world.size > 1 else ""
         if world.main and held is not None:
             done = held["step"]
             print(f"resuming at step {done:,} of {steps:,} ({out})" if done < steps else
                   f"{out} already holds {done:,} steps (asked for {steps:,}): nothing to train")
         if world.main and (held is None or held["step"] < steps):
-            print(f"training {model_spec.paper_name} ({size}) x{args.scale} for {steps} steps on "
+            print(f"training {model_spec.paper_name} ({args.size}) x{args.scale} for {steps} steps on "
                   f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "
                   f"device {pick_device(args.device)}{processes}; checkpoint {out}")
         try:
-            history = fit(model, data, steps=steps, loss_fn=model_spec.loss, lr=args.lr, batch_size=batch_size,
-                          validate=validate, eval_every=args.eval_every, checkpoint=out,
-                          checkpoint_every=budget.checkpoint_every, amp=budget.amp, device=args.device,
-                          seed=args.seed, progress=not args.no_progress)
+            _, history = train(recipe, model=model, data=data, validate=validate, eval_every=args.eval_every,
+                               checkpoint=out, checkpoint_every=budget.checkpoint_every, amp=budget.amp,
+                               device=args.device, progress=not args.no_progress)
         except KeyboardInterrupt as stop:
             when = f"{stop}; " if str(stop) else ""
             if out.exists():

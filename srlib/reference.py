@@ -23,14 +23,14 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from .files import write_atomically, write_json
+from .recipe import Recipe, train
 
 __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
            "half_precision", "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure",
@@ -38,33 +38,13 @@ __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECORD_TOLERANCE_DB = 0.01  # how far a re-measured PSNR may move from the recorded one
-TRAINING_SETS = ("T91", "BSD200")
 PROVENANCE_KEYS = ("model", "config", "scale", "sha256", "measured")  # what loading and the labs read
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How one reference model is trained: Adam with a cosine-decayed rate, seed 0, on patches of the
-    model's channels (Y, or RGB for EDSR, MDSR and DRN).
-
-    ``steps`` was chosen from measured step times: 7 to 40 minutes of CPU for the x3 models, and
-    the same six minutes of one thread for every x4 model (the equal-compute ranking)."""
-
-    model: str
-    size: str
-    scale: int
-    steps: int
-    batch_size: int
-    patch_size: int
-    lr: float
-    seed: int = 0
-    scales: tuple[int, ...] | None = None  # several scales, one drawn per batch (MDSR); evaluated at ``scale``
-
-    @property
-    def schedule(self) -> str:
-        return f"Adam (betas 0.9, 0.999), rate {self.lr:g} decayed to 0 on a cosine over {self.steps:,} steps"
-
-
+# Each reference is trained with Adam and a cosine-decayed rate, seed 0, on T91 + BSD200 (the
+# Recipe's defaults), on patches of the model's channels (Y, or RGB for EDSR, MDSR and DRN). The
+# steps were chosen from measured step times: 7 to 40 minutes of CPU for the x3 models, and the
+# same six minutes of one thread for every x4 model (the equal-compute ranking).
 RECIPES: dict[str, Recipe] = {
     # SRCNN's 33x33 sub-images; the two variants get the same steps, so they can be compared.
     "srcnn-x3": Recipe("srcnn", "9-5-5", 3, steps=15_000, batch_size=32, patch_size=33, lr=1e-3),
@@ -373,11 +353,9 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     """
     from safetensors.torch import save_file
 
-    from .data import PatchDataset, center_crops, load_set, sample_images
-    from .device import seed_everything
+    from .data import center_crops, sample_images
     from .evaluate import evaluate
-    from .models import build, spec
-    from .train import fit
+    from .models import spec
 
     _paths(name)  # an unknown name is refused before any work
     name = str(name).lower()
@@ -393,23 +371,14 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
                               "replace it and its provenance, or --out-dir for another folder")
     commit = _commit()  # the code this run starts from (the repository may move on while it trains)
     model_spec = spec(recipe.model)
-    images = {}
-    for set_name in TRAINING_SETS:
-        images.update({f"{set_name}/{k}": v for k, v in load_set(set_name, root).items()})
-    channels = "y" if model_spec.channels == 1 else "rgb"
-    data = PatchDataset(images, None if recipe.scales else recipe.scale, scales=recipe.scales,
-                        patch_size=recipe.patch_size, channels=channels,
-                        upsampled=model_spec.input == "upsampled", seed=recipe.seed)
+    images = recipe.images(root)
     validation = center_crops(sample_images("val"), 256)
     run = name if seed is None else f"{name}-seed{seed}"
-    seed_everything(recipe.seed)  # before building: the initial weights are part of the recipe
-    model = build(recipe.model, recipe.scale, size=recipe.size)
     checkpoint = Path(checkpoint_dir) / f"{run}.pt"
     try:
-        history = fit(model, data, steps=recipe.steps, loss_fn=model_spec.loss, lr=recipe.lr, lr_schedule="cosine",
-                      batch_size=recipe.batch_size, seed=recipe.seed, device="cpu", progress=progress,
-                      validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
-                      eval_every=max(1, recipe.steps // 20), checkpoint=checkpoint, desc=run)
+        model, history = train(recipe, data=recipe.dataset(images), device="cpu", progress=progress,
+                               validate=lambda m: evaluate(m, validation, recipe.scale).mean_psnr,
+                               eval_every=max(1, recipe.steps // 20), checkpoint=checkpoint, desc=run)
     except ValueError as error:  # e.g. the recipe changed since that checkpoint was written
         if not checkpoint.exists():
             raise
@@ -423,10 +392,10 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     write_atomically(weights, lambda tmp: save_file(state, tmp, metadata={"model": recipe.model}))
     info = dict(
         name=name, model=recipe.model, paper=model_spec.paper_name, config=model.srlib_config,
-        scale=recipe.scale, recipe=asdict(recipe), schedule=recipe.schedule,
-        data=" + ".join(TRAINING_SETS) + f" ({len(images)} images, bicubic LR"
+        scale=recipe.scale, recipe=recipe.record(), schedule=recipe.schedule,
+        data=" + ".join(recipe.data) + f" ({len(images)} images, bicubic LR"
              + (f" at x{', x'.join(map(str, recipe.scales))}, one scale per batch" if recipe.scales else "")
-             + f", {'Y channel' if channels == 'y' else 'RGB'}, 8 flips and rotations)",
+             + f", {'Y channel' if model_spec.channels == 1 else 'RGB'}, 8 flips and rotations)",
         loss=f"srlib.models.{recipe.model}.loss: " + (model_spec.loss.__doc__ or "").strip().splitlines()[0],
         seconds=round(history.seconds), threads=torch.get_num_threads(), torch_version=torch.__version__,
         commit=commit,
@@ -438,35 +407,3 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     write_json(out / f"{name}.json", info)
     return info
 
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="train_reference.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="+", choices=list(RECIPES), metavar="NAME",
-                        help=f"reference models to train: {', '.join(RECIPES)}")
-    parser.add_argument("--root", help="data root holding T91, BSD200 and Set5 (default: $SRLIB_DATA or ./data)")
-    parser.add_argument("--out-dir", help="where the weights and provenance go (default: srlib/weights)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--seed", type=int, help="train with this seed instead of the recipe's (needs --out-dir): "
-                                                 "how much does the result depend on the seed?")
-    parser.add_argument("--remeasure", action="store_true",
-                        help="do not train: measure the shipped weights again and rewrite their recorded figures")
-    parser.add_argument("--overwrite", action="store_true", help="replace weights that exist in the output folder")
-    args = parser.parse_args(argv)
-    for name in args.names:
-        try:
-            if args.remeasure:
-                info = remeasure(name, args.root)
-                print(f"{name}: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in info["measured"].items()))
-                continue
-            info = train_reference(name, args.root, out_dir=args.out_dir, progress=not args.no_progress,
-                                   seed=args.seed, overwrite=args.overwrite)
-        except (ValueError, OSError) as error:  # a bad name, data root or output: one line, nothing written
-            print(f"train_reference.py: {' '.join(str(error).split())}", file=sys.stderr)
-            return 2 if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)) else 1
-        set5 = info["measured"].get("Set5")
-        where = f"Set5 {set5['psnr']:.2f} dB / {set5['ssim']:.4f}" if set5 else "Set5 not found"
-        print(f"{name}: {info['seconds'] / 60:.1f} min; {where}; held-out photographs "
-              f"{info['measured']['embedded']['psnr']:.2f} dB", file=sys.stderr)
-    return 0

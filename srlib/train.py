@@ -9,8 +9,7 @@ checkpoint exists. The arguments of ``fit``:
 * ``data``: a Dataset of (net_input, hr) pairs, (C,h,w) and (C,H,W) float tensors, reshuffled every
   epoch (seeded) and cycled for as many epochs as ``steps`` (optimizer steps) needs. A dataset with
   a ``batch(indices)`` method, like :class:`srlib.data.PatchDataset`, is asked for whole batches.
-* ``loss_fn(model, *batch) -> scalar``: ``(model, net_input, hr)`` for pairs, ``(model,
-  net_input, lr, hr)`` for triples (the model registry's losses). Default: the model's own loss
+* ``loss_fn(model, *batch) -> scalar``: ``(model, net_input, hr)`` for pairs. Default: the model's own loss
   (``spec(model.srlib_name).loss``) for a model built by srlib, else :func:`mse_loss`.
 * ``lr``, ``optimizer``: base learning rate; "adam", "sgd" (momentum 0.9), or a callable
   ``params -> Optimizer`` for anything else (per-layer rates, weight decay...).
@@ -139,7 +138,7 @@ def _check_data_scale(model: torch.nn.Module, facts: dict) -> None:
 
 def mse_loss(model: torch.nn.Module, net_input: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
     """Default loss: mean squared error of ``model(net_input)`` against the batch's last element."""
-    return F.mse_loss(model(net_input), rest[-1])  # the last: fits pairs and (input, lr, hr) triples
+    return F.mse_loss(model(net_input), rest[-1])
 
 
 def own_loss(model: torch.nn.Module) -> Callable:

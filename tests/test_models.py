@@ -129,7 +129,7 @@ def test_a_few_adam_steps_lower_the_loss_on_a_fixed_batch(name):
         s.loss(model, net_input, hr).backward()
         optimizer.step()
     with torch.no_grad():
-        after = s.loss(model, net_input, lr, hr).item()  # the (lr, hr) form is accepted too
+        after = s.loss(model, net_input, hr).item()
     assert math.isfinite(before) and after < before, (name, before, after)
 
 

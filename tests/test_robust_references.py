@@ -7,11 +7,14 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from script_loader import load_script
 from test_robust_cli import one_error_line, photo, run, snapshot
 
 import srlib.reference as reference
 from srlib.models import build
 from srlib.reference import WEIGHTS_DIR, half_precision, load_reference, reference_info
+
+train_script = load_script("scripts/train_reference.py")
 
 
 @pytest.fixture
@@ -145,7 +148,7 @@ def test_remeasure_without_set5_keeps_the_figures(weights_dir, tmp_path, capsys)
     before = snapshot(weights_dir)
     empty_root = tmp_path / "data"
     empty_root.mkdir()
-    code = reference.main(["espcn-x3", "--remeasure", "--root", str(empty_root)])
+    code = train_script.main(["espcn-x3", "--remeasure", "--root", str(empty_root)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"cannot re-measure espcn-x3: Set5 not found in {empty_root}, so its recorded figures would be lost; " \
@@ -156,7 +159,7 @@ def test_remeasure_without_set5_keeps_the_figures(weights_dir, tmp_path, capsys)
 
 def test_training_over_shipped_weights_needs_overwrite(weights_dir, capsys):
     before = snapshot(weights_dir)
-    code = reference.main(["espcn-x3", "--no-progress"])
+    code = train_script.main(["espcn-x3", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (
         f"train_reference.py: {weights_dir / 'espcn-x3.safetensors'} exists already; give --overwrite "
@@ -165,7 +168,7 @@ def test_training_over_shipped_weights_needs_overwrite(weights_dir, capsys):
 
 
 def test_training_without_its_data_is_one_line(tmp_path, capsys):
-    code = reference.main(["espcn-x3", "--root", str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "out"),
+    code = train_script.main(["espcn-x3", "--root", str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "out"),
                            "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("train_reference.py: ")
@@ -177,7 +180,7 @@ def test_training_without_its_data_is_one_line(tmp_path, capsys):
 def test_an_out_dir_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     notes = tmp_path / "weights"
     notes.write_text("my notes")
-    code = reference.main(["espcn-x3", "--out-dir", str(notes), "--overwrite", "--no-progress"])
+    code = train_script.main(["espcn-x3", "--out-dir", str(notes), "--overwrite", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (f"train_reference.py: --out-dir {notes}: {notes} is a file, not a folder; "
                                          "choose another --out-dir")

@@ -20,9 +20,8 @@ Conventions shared by every model:
   its constructor arguments), ``input_kind`` and ``in_channels`` from its own class and
   constructor (:class:`srlib.models.base.SRModel`), and
   ``rebuild(model.srlib_name, model.srlib_config)`` recreates the architecture exactly;
-* ``spec(name).loss(model, net_input, hr)`` is the paper's training loss. It also accepts
-  ``loss(model, net_input, lr, hr)``; the LR image is not needed by any model (models
-  with LR input receive it as ``net_input``).
+* ``spec(name).loss(model, net_input, hr)`` is the paper's training loss (models with LR
+  input receive the LR image as ``net_input``).
 
 Sizes: ``"paper"`` is the published configuration and ``"quick"`` a reduced one meant to
 train for about a minute on a 2-core CPU with 32-48 pixel patches (for the smallest

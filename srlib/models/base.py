@@ -40,7 +40,7 @@ class ModelSpec:
     channels: int  # 1 (Y) or 3 (RGB)
     sizes: Mapping[str, Mapping[str, Any]]  # size -> constructor kwargs (without scale);
     # a value may be a {scale: value} dict when the paper's setting depends on the scale
-    loss: Callable[..., Any] = field(repr=False)  # loss(model, net_input, hr) or (model, net_input, lr, hr)
+    loss: Callable[..., Any] = field(repr=False)  # loss(model, net_input, hr)
     description: str = ""
     size_notes: Mapping[str, str] = field(default_factory=dict, repr=False)  # size -> what it is
     paper_params: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -57,7 +57,6 @@ class ModelSpec:
         freeze(self, "sizes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.sizes.items()}))
         freeze(self, "size_notes", MappingProxyType(dict(self.size_notes)))
         freeze(self, "paper_params", MappingProxyType(dict(self.paper_params)))
-        freeze(self, "loss", _accept_lr(self.loss))
 
     def __set_name__(self, owner: type, attribute: str) -> None:
         # Python calls this when a class body assigns the spec: ``class ESPCN(SRModel): spec = SPEC``.
@@ -75,27 +74,6 @@ class ModelSpec:
         if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or int(scale) not in self.scales:
             raise ValueError(f"{self.paper_name} supports scales {self.scales}, got {scale!r}")
         return int(scale)
-
-
-def _accept_lr(paper_loss):
-    """Let a ``loss(model, net_input, hr)`` also be called as ``loss(model, net_input, lr, hr)``."""
-    if getattr(paper_loss, "accepts_lr", False):
-        return paper_loss
-
-    def loss(model, net_input, *targets, **kwargs):
-        if len(targets) == 1:
-            hr = targets[0]
-        elif len(targets) == 2:
-            hr = targets[1]  # (lr, hr): the LR image is not needed
-        else:
-            raise TypeError("call loss(model, net_input, hr) or loss(model, net_input, lr, hr)")
-        return paper_loss(model, net_input, hr, **kwargs)
-
-    loss.__doc__ = paper_loss.__doc__
-    loss.__name__ = f"{paper_loss.__module__.rsplit('.', 1)[-1]}_loss"
-    loss.__wrapped__ = paper_loss
-    loss.accepts_lr = True
-    return loss
 
 
 class SRModel(nn.Module):

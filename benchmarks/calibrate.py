@@ -14,6 +14,9 @@ in ``srlib/calibration.json`` is replaced: per claim, the runs, their mean and s
 deviation, and the band the lab asserts (a prediction interval for one new run; see
 ``srlib/lab.py``).
 
+Two 1-thread runs share the two cores of a small machine at once, each on its own core; runs
+at two threads go one at a time (as many at once as the cores hold without sharing one).
+
 ``--false-failures N`` executes the lab N times more, at seeds from 1000 and alternately at one
 and two threads, exactly as a reader would (nothing recorded), and prints how many runs failed
 a check: the measured counterpart of the 1 % the bands are built for.
@@ -23,11 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -96,27 +101,44 @@ def lab_entry(lab: str, records: list[dict]) -> dict:
                 source="the lab notebook executed by benchmarks/calibrate.py", claims=claims)
 
 
+def _record_one(lab: str, seed: int, threads: int) -> tuple[dict, float]:
+    """One calibration run (in a worker process, so that its environment is its own)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        claims_file = str(Path(folder) / "claims.json")
+        execute(lab, dict(seed=seed, claims_file=claims_file), threads)
+        return json.loads(Path(claims_file).read_text()), time.perf_counter() - start
+
+
+def _in_parallel(function, tasks: list[tuple[int, int]], lab: str):
+    """Run ``function(lab, seed, threads)`` for every task, as many at once as the cores hold
+    without sharing one (two 1-thread runs on 2 cores, 2-thread runs one at a time); yields
+    (seed, threads, result) as each ends."""
+    cores = os.cpu_count() or 1
+    for count in sorted({threads for _, threads in tasks}):
+        group = [(seed, threads) for seed, threads in tasks if threads == count]
+        workers = max(1, min(cores // count, len(group)))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(function, lab, seed, threads): (seed, threads) for seed, threads in group}
+            for future in as_completed(futures):
+                yield (*futures[future], future.result())
+
+
 def calibrate(lab: str, seeds: int, threads: list[int]) -> None:
     # Runs are kept apart until the calibration is complete, so that an interrupted one neither
     # narrows nor widens the bands the lab asserts meanwhile; it continues where it stopped.
     runs_file = ROOT / "checkpoints" / "calibration" / f"{lab}.json"
     records = json.loads(runs_file.read_text()) if runs_file.is_file() else []
-    for seed in range(seeds):
-        for count in threads:
-            if any((r["seed"], r["threads"]) == (seed, count) for r in records):
-                continue
-            start = time.perf_counter()
-            with tempfile.TemporaryDirectory() as folder:
-                claims_file = str(Path(folder) / "claims.json")
-                execute(lab, dict(seed=seed, claims_file=claims_file), count)
-                record = json.loads(Path(claims_file).read_text())
-            if not record["calibrated"]:
-                raise SystemExit(f"{lab}: the run was not a quick-budget run in full; nothing recorded")
-            records.append(record)
-            write_json(runs_file, records)
-            print(f"{lab} seed {seed}, {count} thread(s): "
-                  + ", ".join(f"{c['key']} {c['value']:+.3f}" for c in record["claims"])
-                  + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    missing = [(seed, count) for seed in range(seeds) for count in threads
+               if not any((r["seed"], r["threads"]) == (seed, count) for r in records)]
+    for seed, count, (record, seconds) in _in_parallel(_record_one, missing, lab):
+        if not record["calibrated"]:
+            raise SystemExit(f"{lab}: the run was not a quick-budget run in full; nothing recorded")
+        records.append(record)
+        write_json(runs_file, records)
+        print(f"{lab} seed {seed}, {count} thread(s): "
+              + ", ".join(f"{c['key']} {c['value']:+.3f}" for c in record["claims"])
+              + f" ({seconds:.0f} s)", flush=True)
     wanted = {(s, t) for s in range(seeds) for t in threads}
     entry = lab_entry(lab, [r for r in records if (r["seed"], r["threads"]) in wanted])
     calibration = json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {}
@@ -130,22 +152,27 @@ def calibrate(lab: str, seeds: int, threads: list[int]) -> None:
     print(f"written to {CALIBRATION.relative_to(ROOT)}")
 
 
-def false_failures(lab: str, runs: int) -> None:
+def _check_one(lab: str, seed: int, threads: int) -> tuple[str | None, float]:
+    """One run as a reader's: the lab checks its claims; the failed check's message, if any."""
     papermill = _papermill()
+    start = time.perf_counter()
+    try:
+        execute(lab, dict(seed=seed), threads)
+        return None, time.perf_counter() - start
+    except papermill.PapermillExecutionError as error:
+        return f"{error.ename}: {error.evalue[:200]}", time.perf_counter() - start
 
+
+def false_failures(lab: str, runs: int) -> None:
     failed = []
-    for i in range(runs):
-        seed, count = 1000 + i, 1 + i % 2
-        start = time.perf_counter()
-        try:
-            execute(lab, dict(seed=seed), count)
-            verdict = "passed"
-        except papermill.PapermillExecutionError as error:
-            verdict = f"FAILED: {error.ename}: {error.evalue[:200]}"
+    tasks = [(1000 + i, 1 + i % 2) for i in range(runs)]
+    for seed, count, (failure, seconds) in _in_parallel(_check_one, tasks, lab):
+        if failure:
             failed.append(seed)
-        print(f"{lab} seed {seed}, {count} thread(s): {verdict} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"{lab} seed {seed}, {count} thread(s): {'FAILED: ' + failure if failure else 'passed'} "
+              f"({seconds:.0f} s)", flush=True)
     print(f"\n{lab}: {len(failed)} of {runs} correct runs failed a check ({len(failed) / runs:.0%}; the bands are "
-          f"built for at most 1 %)" + (f"; seeds {failed}" if failed else ""))
+          f"built for at most 1 %)" + (f"; seeds {sorted(failed)}" if failed else ""))
 
 
 def main() -> int:

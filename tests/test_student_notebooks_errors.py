@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from script_loader import load_script
-from test_robust_cli import snapshot
+from test_cli_errors import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 

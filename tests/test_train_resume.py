@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_robust_checkpoint import BASE, Pairs, as_version_1, rewrite, tiny
-from test_robust_cli import one_error_line, photo, run, snapshot
+from test_checkpoint import BASE, Pairs, as_version_1, rewrite, tiny
+from test_cli_errors import one_error_line, photo, run, snapshot
 
 from srlib.checkpoint import CheckpointLocked, load_checkpoint, load_model, save_checkpoint
 from srlib.data import PatchDataset

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from script_loader import load_script
-from test_robust_cli import one_error_line, photo, run, snapshot
+from test_cli_errors import one_error_line, photo, run, snapshot
 
 import srlib.reference as reference
 from srlib.models import build

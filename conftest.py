@@ -4,7 +4,16 @@
 everything: the unit tests, the end-to-end runs of the command line and benchmarks (marked
 ``slow`` where they are defined), the book build and browser checks (marked ``book``), and
 every notebook (each cell an item, marked ``notebook``).
+
+The tests run in parallel, one worker per CPU core (pytest-xdist, ``-n auto --dist loadgroup`` in
+pyproject.toml). A notebook's cells, and a test file's tests, are one group that runs on one worker
+in order (the cells share a kernel, the tests their module's fixtures); the budget smoke test's
+notebook executions stand alone, so that its 20 executions spread over the workers. Each
+worker, and the notebook kernels it starts, gets an equal share of the cores as its torch threads:
+two trainings that each take every core run 5 to 20 times slower than two that share them.
+``pytest -n 0`` runs everything in one process; ``OMP_NUM_THREADS`` set beforehand is respected.
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -12,9 +21,23 @@ import pytest
 BOOK_TESTS = Path(__file__).parent / "tests" / "test_book.py"
 
 
+def pytest_configure(config):
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        share = max(1, cores // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(share)  # kernels and subprocesses inherit it
+        import torch
+
+        torch.set_num_threads(share)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         path = Path(str(item.path))
+        if path.name != "test_budgets.py":  # (a test without a group runs wherever a worker is free)
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         if path.suffix == ".ipynb":
             item.add_marker(pytest.mark.notebook)
             item.add_marker(pytest.mark.slow)

@@ -124,7 +124,7 @@ def _in_parallel(function, tasks: list[tuple[int, int]], lab: str):
                 yield (*futures[future], future.result())
 
 
-def calibrate(lab: str, seeds: int, threads: list[int]) -> None:
+def calibrate(lab: str, seeds: int, threads: list[int], write: bool = True) -> None:
     # Runs are kept apart until the calibration is complete, so that an interrupted one neither
     # narrows nor widens the bands the lab asserts meanwhile; it continues where it stopped.
     runs_file = ROOT / "checkpoints" / "calibration" / f"{lab}.json"
@@ -139,6 +139,8 @@ def calibrate(lab: str, seeds: int, threads: list[int]) -> None:
         print(f"{lab} seed {seed}, {count} thread(s): "
               + ", ".join(f"{c['key']} {c['value']:+.3f}" for c in record["claims"])
               + f" ({seconds:.0f} s)", flush=True)
+    if not write:
+        return
     wanted = {(s, t) for s in range(seeds) for t in threads}
     entry = lab_entry(lab, [r for r in records if (r["seed"], r["threads"]) in wanted])
     calibration = json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {}
@@ -180,6 +182,9 @@ def main() -> int:
     parser.add_argument("labs", nargs="+", choices=LABS, metavar="LAB", help=", ".join(LABS))
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (default 1 2)")
+    parser.add_argument("--runs-only", action="store_true",
+                        help="run and keep the runs, but leave srlib/calibration.json as it is (e.g. the 1-thread "
+                             "runs now, the 2-thread ones on idle cores later)")
     parser.add_argument("--false-failures", type=int, metavar="N",
                         help="instead of calibrating, run the lab N times at new seeds and count failed checks")
     args = parser.parse_args()
@@ -191,7 +196,7 @@ def main() -> int:
         if args.false_failures:
             false_failures(lab, args.false_failures)
         else:
-            calibrate(lab, args.seeds, args.threads)
+            calibrate(lab, args.seeds, args.threads, write=not args.runs_only)
     return 0
 
 

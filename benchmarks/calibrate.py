@@ -110,11 +110,11 @@ def _record_one(lab: str, seed: int, threads: int) -> tuple[dict, float]:
         return json.loads(Path(claims_file).read_text()), time.perf_counter() - start
 
 
-def _in_parallel(function, tasks: list[tuple[int, int]], lab: str):
+def _in_parallel(function, tasks: list[tuple[int, int]], lab: str, cores: int | None = None):
     """Run ``function(lab, seed, threads)`` for every task, as many at once as the cores hold
     without sharing one (two 1-thread runs on 2 cores, 2-thread runs one at a time); yields
     (seed, threads, result) as each ends."""
-    cores = os.cpu_count() or 1
+    cores = cores or os.cpu_count() or 1
     for count in sorted({threads for _, threads in tasks}):
         group = [(seed, threads) for seed, threads in tasks if threads == count]
         workers = max(1, min(cores // count, len(group)))
@@ -124,14 +124,14 @@ def _in_parallel(function, tasks: list[tuple[int, int]], lab: str):
                 yield (*futures[future], future.result())
 
 
-def calibrate(lab: str, seeds: int, threads: list[int], write: bool = True) -> None:
+def calibrate(lab: str, seeds: int, threads: list[int], write: bool = True, cores: int | None = None) -> None:
     # Runs are kept apart until the calibration is complete, so that an interrupted one neither
     # narrows nor widens the bands the lab asserts meanwhile; it continues where it stopped.
     runs_file = ROOT / "checkpoints" / "calibration" / f"{lab}.json"
     records = json.loads(runs_file.read_text()) if runs_file.is_file() else []
     missing = [(seed, count) for seed in range(seeds) for count in threads
                if not any((r["seed"], r["threads"]) == (seed, count) for r in records)]
-    for seed, count, (record, seconds) in _in_parallel(_record_one, missing, lab):
+    for seed, count, (record, seconds) in _in_parallel(_record_one, missing, lab, cores):
         if not record["calibrated"]:
             raise SystemExit(f"{lab}: the run was not a quick-budget run in full; nothing recorded")
         records.append(record)
@@ -165,10 +165,10 @@ def _check_one(lab: str, seed: int, threads: int) -> tuple[str | None, float]:
         return f"{error.ename}: {error.evalue[:200]}", time.perf_counter() - start
 
 
-def false_failures(lab: str, runs: int) -> None:
+def false_failures(lab: str, runs: int, cores: int | None = None) -> None:
     failed = []
     tasks = [(1000 + i, 1 + i % 2) for i in range(runs)]
-    for seed, count, (failure, seconds) in _in_parallel(_check_one, tasks, lab):
+    for seed, count, (failure, seconds) in _in_parallel(_check_one, tasks, lab, cores):
         if failure:
             failed.append(seed)
         print(f"{lab} seed {seed}, {count} thread(s): {'FAILED: ' + failure if failure else 'passed'} "
@@ -182,6 +182,7 @@ def main() -> int:
     parser.add_argument("labs", nargs="+", choices=LABS, metavar="LAB", help=", ".join(LABS))
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (default 1 2)")
+    parser.add_argument("--cores", type=int, help="CPU cores to use (default: all); runs are spread over them")
     parser.add_argument("--runs-only", action="store_true",
                         help="run and keep the runs, but leave srlib/calibration.json as it is (e.g. the 1-thread "
                              "runs now, the 2-thread ones on idle cores later)")
@@ -194,9 +195,9 @@ def main() -> int:
         parser.error("--threads must be positive")
     for lab in args.labs:
         if args.false_failures:
-            false_failures(lab, args.false_failures)
+            false_failures(lab, args.false_failures, args.cores)
         else:
-            calibrate(lab, args.seeds, args.threads, write=not args.runs_only)
+            calibrate(lab, args.seeds, args.threads, write=not args.runs_only, cores=args.cores)
     return 0
 
 

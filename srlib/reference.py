@@ -38,6 +38,7 @@ __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 RECORD_TOLERANCE_DB = 0.01  # how far a re-measured PSNR may move from the recorded one
+LR_SEARCH_FILE = WEIGHTS_DIR / "lr_search.json"  # the rate searches of the longer runs (benchmarks/lr_search.py)
 PROVENANCE_KEYS = ("model", "config", "scale", "sha256", "measured")  # what loading and the labs read
 
 
@@ -76,6 +77,11 @@ RECIPES: dict[str, Recipe] = {
     "mdsr-x4": Recipe("mdsr", "baseline", 4, steps=500, batch_size=16, patch_size=48, lr=5e-4, scales=(2, 3, 4)),
     "drn-x4": Recipe("drn", "small", 4, steps=590, batch_size=16, patch_size=48, lr=5e-4),
 }
+
+
+def lr_search_results() -> dict:
+    """The recorded rate searches, by the six-minute reference they started from."""
+    return json.loads(LR_SEARCH_FILE.read_text()) if LR_SEARCH_FILE.is_file() else {}
 
 
 def reference_names() -> list[str]:
@@ -325,7 +331,8 @@ def remeasure(name: str, root=None) -> dict:
     return info
 
 
-def _commit() -> str:
+def source_commit() -> str:
+    """The commit of this srlib checkout, marked when it has uncommitted changes; "unknown" outside git."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
                              cwd=Path(__file__).parent)
@@ -369,7 +376,7 @@ def train_reference(name: str, root=None, checkpoint_dir: str | os.PathLike = "c
     if (out / f"{name}.safetensors").exists() and not overwrite:
         raise FileExistsError(f"{out / f'{name}.safetensors'} exists already; give --overwrite (overwrite=True) to "
                               "replace it and its provenance, or --out-dir for another folder")
-    commit = _commit()  # the code this run starts from (the repository may move on while it trains)
+    commit = source_commit()  # the code this run starts from (the repository may move on while it trains)
     model_spec = spec(recipe.model)
     images = recipe.images(root)
     validation = center_crops(sample_images("val"), 256)

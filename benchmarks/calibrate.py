@@ -3,6 +3,7 @@
     python benchmarks/calibrate.py fsrcnn                        # seeds 0-9, at 1 and 2 CPU threads
     python benchmarks/calibrate.py fsrcnn --seeds 20 --threads 1
     python benchmarks/calibrate.py fsrcnn --false-failures 20   # 20 new runs checked as a reader's would be
+    python benchmarks/calibrate.py --report                      # each lab's false-failure rate, computed
 
 A lab trains for a minute at the quick budget and checks its claims with ``Run.check_claims``
 (``srlib/lab.py``). This script executes the lab notebook itself with papermill, setting its
@@ -177,9 +178,50 @@ def false_failures(lab: str, runs: int, cores: int | None = None) -> None:
           f"built for at most 1 %)" + (f"; seeds {sorted(failed)}" if failed else ""))
 
 
+def leave_one_seed_out(lab: str) -> tuple[int, int]:
+    """The false-failure rate computed from a lab's calibration alone: each seed's runs checked against
+    the bands the other seeds give (all of the lab's claims, as the lab checks them). Returns
+    (runs that would have failed, runs)."""
+    claims = json.loads(CALIBRATION.read_text())[lab]["claims"]
+    seeds = sorted({run["seed"] for stats in claims.values() for run in stats["runs"]})
+    failed = total = 0
+    for left_out in seeds:
+        verdicts = {}  # (seed, threads) -> inside every band
+        for stats in claims.values():
+            others = [run["value"] for run in stats["runs"] if run["seed"] != left_out]
+            low, high = band(others, len(seeds) - 1, stats["claim"], len(claims))
+            for run in stats["runs"]:
+                if run["seed"] == left_out:
+                    inside = (low is None or run["value"] >= low) and (high is None or run["value"] <= high)
+                    key = (run["seed"], run["threads"])
+                    verdicts[key] = verdicts.get(key, True) and inside
+        failed += sum(not ok for ok in verdicts.values())
+        total += len(verdicts)
+    return failed, total
+
+
+def report(labs: list[str]) -> None:
+    calibration = json.loads(CALIBRATION.read_text())
+    print(f"{'lab':<8} {'claims':>6} {'seeds':>5} {'threads':>8} {'runs':>5}  computed false failures "
+          "(each seed against the other seeds' bands)")
+    for lab in labs:
+        if lab not in calibration:
+            print(f"{lab:<8} not calibrated")
+            continue
+        runs = [run for stats in calibration[lab]["claims"].values() for run in stats["runs"]]
+        seeds = len({run["seed"] for run in runs})
+        threads = ",".join(sorted({str(run["threads"] or "?") for run in runs}))
+        failed, total = leave_one_seed_out(lab)
+        print(f"{lab:<8} {len(calibration[lab]['claims']):>6} {seeds:>5} {threads:>8} {total:>5}  "
+              f"{failed} of {total} ({failed / total:.0%})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("labs", nargs="+", choices=LABS, metavar="LAB", help=", ".join(LABS))
+    parser.add_argument("labs", nargs="*", metavar="LAB", help=", ".join(LABS))
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: for each calibrated lab (default all), the false-failure rate computed "
+                             "from its calibration")
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (default 1 2)")
     parser.add_argument("--cores", type=int, help="CPU cores to use (default: all); runs are spread over them")
@@ -189,6 +231,14 @@ def main() -> int:
     parser.add_argument("--false-failures", type=int, metavar="N",
                         help="instead of calibrating, run the lab N times at new seeds and count failed checks")
     args = parser.parse_args()
+    unknown = [lab for lab in args.labs if lab not in LABS]
+    if unknown:
+        parser.error(f"unknown lab {', '.join(unknown)}; choose from {', '.join(LABS)}")
+    if args.report:
+        report(args.labs or LABS)
+        return 0
+    if not args.labs:
+        parser.error("name at least one LAB (or --report)")
     if args.seeds < 2:
         parser.error("--seeds must be at least 2: a spread needs two runs")
     if any(t < 1 for t in args.threads):

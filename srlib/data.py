@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 
 from .color import rgb_to_y
 from .degradations import DEGRADATIONS, degrade, network_input
+from .files import data_root
 from .metrics import mod_crop
 from .progress import tqdm_auto
 
@@ -186,16 +187,6 @@ def _pillow_pixel_limit(limit: int):
             yield
     finally:
         Image.MAX_IMAGE_PIXELS = before
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding the data sets: ``root``, else ``$SRLIB_DATA``, else ``./data``.
-
-    An empty string counts as not given, for the argument and the variable alike.
-    """
-    if root is None or str(root) == "":
-        root = os.environ.get("SRLIB_DATA") or "data"
-    return Path(root).expanduser()
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..files import data_root
 from . import DownloadError
 from .fetch import DEFAULT_TIMEOUT
 from .install import DOWNLOADS_DIR, _check_timeout, download, install_from_archive
@@ -52,7 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed options. Exit code 0 when every set is installed and verified, 1 if not, 2 on misuse."""
-    from ..data import data_root  # imports torch: not at the top, so that --help stays quick
 
     try:
         tables = {}

@@ -1,6 +1,5 @@
 """Verifying a set's images, and installing a set: filled in a temporary folder, verified, and only
-then renamed into place. The data root is :func:`srlib.data.data_root`, imported where it is used:
-srlib.data imports torch, which importing the installer (``--help`` included) does without."""
+then renamed into place, under the data root (:func:`srlib.files.data_root`)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from ..files import data_root
 from . import DownloadError, NetworkError, VerificationError
 from .archives import IMAGE_EXTS, _extract_images, _store
 from .fetch import DEFAULT_TIMEOUT, _retrieve
@@ -94,8 +94,6 @@ def verify_folder(folder: str | os.PathLike, name: str, spec: Mapping, checksums
 
 def verify(name: str, root: str | os.PathLike | None = None, *, sources=None, checksums=None) -> Path:
     """Check an installed set thoroughly (every image decoded); return its folder."""
-    from ..data import data_root
-
     sources = load_sources(sources)
     (name,) = _resolve([name], sources)
     folder = data_root(root) / name
@@ -274,8 +272,6 @@ def download(names: str | Iterable[str], root: str | os.PathLike | None = None, 
     then a failure is raised: :class:`NetworkError` (saying how to install by hand) when no
     mirror could be reached, another :class:`DownloadError` otherwise.
     """
-    from ..data import data_root
-
     log = log or (lambda _msg: None)
     _check_timeout(timeout)
     sources, checksums = load_sources(sources), load_checksums(checksums)
@@ -310,8 +306,6 @@ def install_from_archive(name: str, archive: str | os.PathLike, root: str | os.P
     The archive is left untouched. Its images are found with the layouts of the known sources,
     else in the one folder holding the expected files; re-encoded copies pass on their pixels.
     """
-    from ..data import data_root
-
     log = log or (lambda _msg: None)
     sources, checksums = load_sources(sources), load_checksums(checksums)
     (name,) = _resolve([name], sources)

@@ -28,8 +28,7 @@ import torch
 if importlib.util.find_spec("srlib") is None:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from srlib.data import PatchDataset, load_set, sample_images  # noqa: E402
-from srlib.datasets import data_root  # noqa: E402
+from srlib.data import PatchDataset, data_root, load_set, sample_images  # noqa: E402
 from srlib.models import build, spec  # noqa: E402
 from srlib.train import fit  # noqa: E402
 

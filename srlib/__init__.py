@@ -4,8 +4,8 @@ One concern per module, each readable top to bottom:
 
 * ``imresize``, ``color``: MATLAB's bicubic resize; BT.601 colour conversion;
 * ``metrics``, ``degradations``: PSNR and SSIM under the papers' protocol; the LR images;
-* ``data``, ``datasets``: images and the training-patch sampler; the standard sets, their
-  download and the data root;
+* ``data``, ``datasets``: images, the data root and the training-patch sampler; the standard
+  sets and their download (a package: tables, fetch, archives, install, cli);
 * ``models``: one file per paper, each declaring its own spec; ``inference`` (tiled
   forward, self-ensemble), ``tiles`` (large photographs upscaled tile by tile) and ``profile``
   (parameters, MACs, latency);

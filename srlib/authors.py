@@ -220,7 +220,7 @@ def authors_names(local_only: bool = False, root=None) -> list[str]:
 
 def authors_path(name: str, root=None) -> Path:
     """Where the file of ``name`` is looked for, and downloaded to: ``<data root>/authors/<file>``."""
-    from .datasets import data_root
+    from .data import data_root
 
     return data_root(root) / "authors" / authors_model(name).file
 
@@ -242,7 +242,8 @@ def _recorded_sha256(entry: AuthorsModel, path: Path) -> str | None:
 
 
 def _download(entry: AuthorsModel, path: Path, progress: bool) -> None:
-    from .datasets import DownloadError, _retrieve
+    from .datasets import DownloadError
+    from .datasets.fetch import _retrieve
     from .files import write_atomically
 
     made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]

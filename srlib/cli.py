@@ -65,8 +65,10 @@ def _check_writable_folder(folder: Path, option: str) -> None:
 
 def _check_sets(names: list[str], root) -> None:
     """Refuse, before any work, a data set that is not installed (the loaders would say so later)."""
+    from .data import data_root
+
     for name in names:
-        folder = datasets.data_root(root) / name
+        folder = data_root(root) / name
         if name != "embedded" and not folder.is_dir():
             raise UsageError(f"data set {name} not found in {folder.parent.resolve()}: install it with python -m srlib "
                              f"download {name} --root {folder.parent}, or point --root or SRLIB_DATA at its folder")
@@ -492,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                          f"{LARGE_IMAGE_PIXELS:,} pixels, else the whole image)")
 
     dl = sub.add_parser("download", help="download, verify and install data sets (Set5, T91, DIV2K, ...)",
-                        description=datasets.DESCRIPTION, parents=[debug])
+                        description=datasets.cli.DESCRIPTION, parents=[debug])
     datasets.add_arguments(dl)
     return parser
 

@@ -11,9 +11,8 @@ Three sources of images:
   to image area they would have supplied about half of all training patches, nearly empty.
 * :func:`load_set` - the standard benchmark and training sets (Set5, Set14, BSD100,
   Urban100, T91, BSD200, General100, DIV2K) from the data root
-  (:func:`srlib.datasets.data_root`: the ``root`` argument, else the ``SRLIB_DATA``
-  environment variable, else ``./data``). ``python -m srlib download`` (:mod:`srlib.datasets`)
-  fetches them.
+  (:func:`data_root`: the ``root`` argument, else the ``SRLIB_DATA`` environment variable,
+  else ``./data``). ``python -m srlib download`` (:mod:`srlib.datasets`) fetches them.
 * :class:`PatchDataset` - random HR patches and their LR counterparts for training.
 
 Images are kept as numpy ``uint8`` arrays, ``(H, W, 3)`` for colour and ``(H, W)`` for
@@ -36,14 +35,14 @@ import torch
 from torch.utils.data import Dataset
 
 from .color import rgb_to_y
-from .datasets import SETS, data_root
 from .degradations import DEGRADATIONS, degrade, network_input
+from .files import data_root
 from .metrics import mod_crop
 from .progress import tqdm_auto
 
 __all__ = [
     "TRAIN_SAMPLES", "VALIDATION_SAMPLES", "TEST_SAMPLES", "sample_images", "center_crops", "load_set", "load_image",
-    "max_image_pixels", "to_tensor", "PatchDataset", "dihedral",
+    "data_root", "max_image_pixels", "to_tensor", "PatchDataset", "dihedral",
 ]
 
 # scikit-image's bundled photographs: name -> loader attribute in skimage.data.
@@ -213,6 +212,8 @@ def load_set(name: str, root: str | os.PathLike | None = None, limit: int | None
     """
     folder = data_root(root) / name
     if not folder.is_dir():
+        from .datasets import SETS  # here, not at the top: loading a set does without the installer
+
         known = f" ({SETS[name]})" if name in SETS else ""
         raise FileNotFoundError(
             f"data set {name}{known} not found in {folder.parent.resolve()}. Download it with\n"

@@ -6,7 +6,8 @@ target, are flushed to disk, and the temporary file is then renamed over the tar
 within a folder is atomic, so a crash, a full disk or Ctrl-C leaves the old file or the new one,
 never a mixture, and no temporary file stays behind. Only a process killed outright (SIGKILL, a
 power cut) leaves its ``<target>.<pid>.tmp``; :func:`remove_stale_temporaries` clears those, and
-the next write of the same file calls it.
+the next write of the same file calls it. Where the data sets live, :func:`data_root`, is here
+too: the installer reads it without importing torch (``srlib.data`` re-exports it).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["write_atomically", "write_json", "temporary_name", "remove_stale_temporaries", "process_running"]
+__all__ = ["data_root", "write_atomically", "write_json", "temporary_name", "remove_stale_temporaries",
+           "process_running"]
 
 
 def temporary_name(path: str | os.PathLike) -> str:
@@ -98,3 +100,13 @@ def process_running(pid: int) -> bool:
     except OverflowError:
         return False  # not a process id at all
     return True
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder holding the data sets: ``root``, else ``$SRLIB_DATA``, else ``./data``.
+
+    An empty string counts as not given, for the argument and the variable alike.
+    """
+    if root is None or str(root) == "":
+        root = os.environ.get("SRLIB_DATA") or "data"
+    return Path(root).expanduser()

@@ -210,8 +210,7 @@ def _full_precision(stored: dict, model_state: dict, where: str) -> dict:
 
 def measure_reference(model: torch.nn.Module, root=None) -> dict:
     """Set5 (if the data root has it) and embedded held-out PSNR/SSIM of a model, rounded as recorded."""
-    from .data import load_set, sample_images
-    from .datasets import data_root
+    from .data import data_root, load_set, sample_images
     from .evaluate import evaluate
 
     scale = int(model.scale)
@@ -238,8 +237,7 @@ def recorded_result(name: str, set_name: str = "Set5", label: str | None = None,
     when the model was saved. Where the data root holds the set, the model is measured again
     first, and a mean PSNR that moved by :data:`RECORD_TOLERANCE_DB` or more is an error: the
     printed table is then always one that holds on this machine."""
-    from .data import load_set
-    from .datasets import data_root
+    from .data import data_root, load_set
     from .evaluate import EvalResult, evaluate
 
     info = reference_info(name)
@@ -316,7 +314,7 @@ def remeasure(name: str, root=None) -> dict:
     For a change of the evaluation protocol that is *meant* to move the figures. Every set
     recorded must be in the data root: otherwise nothing is written, since measuring without it
     would drop its figures."""
-    from .datasets import data_root
+    from .data import data_root
 
     _, info_path = _paths(name)
     info = reference_info(name)

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from srlib.datasets import data_root
+from srlib.data import data_root
 
 
 def require_data(*relative: str):

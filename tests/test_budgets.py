@@ -13,8 +13,7 @@ import torch
 from script_loader import load_script
 
 from srlib.budget import COSTS_FILE
-from srlib.data import PatchDataset, load_set
-from srlib.datasets import data_root
+from srlib.data import PatchDataset, data_root, load_set
 
 budgets = load_script("benchmarks/budgets.py")
 pytestmark = [

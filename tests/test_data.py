@@ -9,12 +9,12 @@ from srlib.data import (
     VALIDATION_SAMPLES,
     PatchDataset,
     center_crops,
+    data_root,
     load_image,
     load_set,
     sample_images,
     to_tensor,
 )
-from srlib.datasets import data_root
 from srlib.degradations import bicubic_lr, blur_lr, degrade, noisy_lr, upsample_bicubic
 from srlib.imresize import imresize
 

@@ -22,8 +22,9 @@ import pytest
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
-from srlib import data  # noqa: E402
+from srlib import data, files  # noqa: E402
 from srlib import datasets as dl  # noqa: E402
+from srlib.datasets import fetch, install, tables  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = [sys.executable, str(ROOT / "data_scripts" / "download.py")]
@@ -184,7 +185,7 @@ def leftovers(root: Path) -> list[str]:
         return []
     out = []
     for p in sorted(root.rglob("*")):
-        if p.is_dir() and p.name == dl.DOWNLOADS_DIR and not any(p.iterdir()):
+        if p.is_dir() and p.name == install.DOWNLOADS_DIR and not any(p.iterdir()):
             continue
         out.append(str(p.relative_to(root)))
     return out
@@ -219,11 +220,14 @@ def test_real_tables_are_consistent():
             assert facts["width"] > 0 and facts["height"] > 0
 
 
-def test_tables_ship_inside_the_package():
-    folder = Path(dl.__file__).parent / "data_sources"
+def test_tables_ship_inside_the_package(tmp_path):
+    folder = Path(data.__file__).parent / "data_sources"
+    assert tables.TABLES == folder
     assert (folder / "sources.json").is_file() and (folder / "checksums.tsv").is_file()
     assert not (ROOT / "data_scripts" / "sources.json").exists()
-    assert list(dl.SETS) == list(dl.load_sources()) and data.SETS is dl.SETS
+    assert list(dl.SETS) == list(dl.load_sources())
+    with pytest.raises(FileNotFoundError, match=re.escape(f"data set Set5 ({dl.SETS['Set5']}) not found")):
+        data.load_set("Set5", root=tmp_path)  # the loader describes a missing set from the same table
 
 
 @pytest.mark.parametrize("command", [SCRIPT, MODULE], ids=["script", "module"])
@@ -369,7 +373,7 @@ def test_resume_from_partial_file(serve, tmp_path):
     server = serve({"s.zip": data})
     url = server.url("s.zip")
     sources = {"S": archive_source(url, filename="s.zip", member_dir="S", images=3, sha256=sha(data))}
-    downloads = tmp_path / dl.DOWNLOADS_DIR
+    downloads = tmp_path / install.DOWNLOADS_DIR
     downloads.mkdir(parents=True)
     half = len(data) // 2
     (downloads / "s.zip.part").write_bytes(data[:half])
@@ -391,15 +395,15 @@ def noise_png(seed: int, size=(200, 150)) -> bytes:
 def test_interrupted_download_is_resumed_on_the_next_run(serve, tmp_path):
     members = {f"S/{i}.png": noise_png(i) for i in range(3)}
     data = make_zip(members)
-    cut = 2 * dl.CHUNK_SIZE  # urllib3 drops a chunk it could not fill, so the break falls on a chunk boundary
-    assert len(data) > cut + dl.CHUNK_SIZE
+    cut = 2 * fetch.CHUNK_SIZE  # urllib3 drops a chunk it could not fill, so the break falls on a chunk boundary
+    assert len(data) > cut + fetch.CHUNK_SIZE
     server = serve({"s.zip": data})
     server.cut_after["s.zip"] = cut  # the first transfer breaks off after `cut` bytes
     sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S",
                                    images=3, sha256=sha(data))}
     with pytest.raises(dl.NetworkError, match="interrupted|stopped"):
         dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
-    part = tmp_path / dl.DOWNLOADS_DIR / "s.zip.part"
+    part = tmp_path / install.DOWNLOADS_DIR / "s.zip.part"
     assert part.stat().st_size == cut
     assert part.read_bytes() == data[:cut]
     assert not (tmp_path / "S").exists()
@@ -414,7 +418,7 @@ def test_server_without_range_support_restarts_cleanly(serve, tmp_path):
     server = serve({"s.zip": data}, ranges=False)
     url = server.url("s.zip")
     sources = {"S": archive_source(url, filename="s.zip", member_dir="S", images=2)}
-    downloads = tmp_path / dl.DOWNLOADS_DIR
+    downloads = tmp_path / install.DOWNLOADS_DIR
     downloads.mkdir(parents=True)
     (downloads / "s.zip.part").write_bytes(b"garbage that must not be kept")
     dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
@@ -426,7 +430,7 @@ def test_complete_part_file_from_an_earlier_run_restarts_cleanly(serve, tmp_path
     data = make_zip({"S/a.png": png_bytes(1)})
     server = serve({"s.zip": data})
     sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
-    downloads = tmp_path / dl.DOWNLOADS_DIR
+    downloads = tmp_path / install.DOWNLOADS_DIR
     downloads.mkdir(parents=True)
     (downloads / "s.zip.part").write_bytes(data)  # interrupted between the last byte and the rename
     dl.download("S", tmp_path, sources=sources, checksums={}, **QUIET)
@@ -570,22 +574,24 @@ def test_existing_incomplete_folder_needs_force(serve, tmp_path):
 
 def test_default_root_comes_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SRLIB_DATA", str(tmp_path / "env-root"))
-    assert dl.data_root() == tmp_path / "env-root"
-    assert dl.data_root(tmp_path / "x") == tmp_path / "x"
+    assert data.data_root() == tmp_path / "env-root"
+    assert data.data_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("SRLIB_DATA")
-    assert dl.data_root() == Path("data")
+    assert data.data_root() == Path("data")
 
 
 @pytest.mark.parametrize("env", [None, "", "some/where"], ids=["unset", "empty", "set"])
-def test_data_root_is_one_definition(monkeypatch, env):
+def test_data_root_is_one_definition(monkeypatch, env, capsys):
     if env is None:
         monkeypatch.delenv("SRLIB_DATA", raising=False)
     else:
         monkeypatch.setenv("SRLIB_DATA", env)
-    assert data.data_root is dl.data_root
-    assert data.data_root() == dl.data_root() == Path(env or "data")
-    assert dl.data_root("") == Path(env or "data")  # an empty --root counts as not given
-    assert dl.data_root("mine") == Path("mine")
+    assert not hasattr(dl, "data_root") and data.data_root is files.data_root  # one function, in srlib.files
+    assert data.data_root() == Path(env or "data")
+    assert data.data_root("") == Path(env or "data")  # an empty --root counts as not given
+    assert data.data_root("mine") == Path("mine")
+    assert dl.main(["--list", "--root", ""]) == 0
+    assert f"data root: {data.data_root().resolve()}  (" in capsys.readouterr().out
 
 
 def test_load_set_reads_what_download_installs(serve, tmp_path, monkeypatch):
@@ -595,6 +601,7 @@ def test_load_set_reads_what_download_installs(serve, tmp_path, monkeypatch):
     dl.download("S", sources=sources, checksums={}, **QUIET)
     images = data.load_set("S")
     assert sorted(images) == ["a", "b"] and images["a"].shape == (6, 8, 3)
+    assert dl.verify("S", sources=sources, checksums={}) == tmp_path / "S"
 
 
 @pytest.mark.parametrize("field,value", [

@@ -36,8 +36,7 @@ def test_edsr_batch_norm_option():
 @pytest.mark.slow
 def test_the_self_ensemble_figure_the_lab_quotes_for_set5_is_measured_again():
     """The EDSR lab records the x8 self-ensemble of the reference model on Set5 (a minute of CPU); measure it."""
-    from srlib.data import load_set
-    from srlib.datasets import data_root
+    from srlib.data import data_root, load_set
     from srlib.evaluate import evaluate
     from srlib.reference import load_reference
 

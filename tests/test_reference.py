@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from srlib.datasets import data_root
+from srlib.data import data_root
 from srlib.models import count_parameters
 from srlib.reference import (
     RECIPES,

@@ -14,6 +14,7 @@ import test_download
 from test_download import QUIET, archive_source, leftovers, make_targz, make_zip, png_bytes
 
 from srlib import datasets as dl
+from srlib.datasets import archives, fetch, tables
 
 serve = test_download.serve  # the download tests' local HTTP server (a fixture)
 
@@ -35,7 +36,7 @@ def install(sources, root, checksums=None):
 
 @pytest.mark.parametrize("pack", [make_zip, make_targz], ids=["zip", "tar.gz"])
 def test_a_member_larger_than_an_image_may_be_is_refused(serve, tmp_path, monkeypatch, pack):
-    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(tables, "MAX_IMAGE_BYTES", 1000)
     server = serve({"s.arc": pack({"S/a.png": png_bytes(1), "S/b.png": b"\x89PNG" + b"x" * 5000})})
     sources = {"S": archive_source(server.url("s.arc"), filename="s.arc", member_dir="S", images=2)}
     with pytest.raises(dl.UnsafeArchiveError, match="S/b.png is larger than the 1,000 bytes an image may take"):
@@ -44,16 +45,16 @@ def test_a_member_larger_than_an_image_may_be_is_refused(serve, tmp_path, monkey
 
 
 def test_a_zip_bomb_stops_at_the_limit(serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 64 * 1024)
+    monkeypatch.setattr(tables, "MAX_IMAGE_BYTES", 64 * 1024)
     written = []
-    copy = dl._copy_at_most
+    copy = archives._copy_at_most
 
     def watch(src, out, limit):
         copied = copy(src, out, limit)
         written.append(out.tell())
         return copied
 
-    monkeypatch.setattr(dl, "_copy_at_most", watch)
+    monkeypatch.setattr(archives, "_copy_at_most", watch)
     bomb = zip_bomb("S/a.png", 20 * 1024 * 1024)
     assert len(bomb) < 100_000
     server = serve({"s.zip": bomb})
@@ -65,7 +66,7 @@ def test_a_zip_bomb_stops_at_the_limit(serve, tmp_path, monkeypatch):
 
 
 def test_the_size_of_a_known_image_bounds_its_member(serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "MB", 0)  # no allowance for metadata: 8 bytes a pixel exactly
+    monkeypatch.setattr(tables, "MB", 0)  # no allowance for metadata: 8 bytes a pixel exactly
     server = serve({"s.zip": make_zip({"S/a.png": b"\x89PNG" + b"x" * 500})})
     sources = {"S": archive_source(server.url("s.zip"), filename="s.zip", member_dir="S", images=1)}
     checksums = {"S": {"a.png": {"width": 8, "height": 6, "sha256": None, "pixel_sha256": None}}}
@@ -74,7 +75,7 @@ def test_the_size_of_a_known_image_bounds_its_member(serve, tmp_path, monkeypatc
 
 
 def test_the_images_of_a_set_together_are_capped(serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "MAX_EXTRACTED_BYTES", 250)
+    monkeypatch.setattr(archives, "MAX_EXTRACTED_BYTES", 250)
     images = {f"S/{c}.png": png_bytes(i) for i, c in enumerate("abc")}
     assert all(80 < len(v) < 125 for v in images.values())  # two fit, the third does not
     server = serve({"s.zip": make_zip(images)})
@@ -85,7 +86,7 @@ def test_the_images_of_a_set_together_are_capped(serve, tmp_path, monkeypatch):
 
 
 def test_install_from_a_hand_downloaded_bomb_keeps_the_archive(tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(tables, "MAX_IMAGE_BYTES", 1000)
     archive = tmp_path / "S.zip"
     archive.write_bytes(zip_bomb("S/a.png", 50_000))
     before = archive.read_bytes()
@@ -138,13 +139,13 @@ def no_length_server():
 
 def test_a_download_without_a_size_stops_at_the_limit(no_length_server, tmp_path, monkeypatch):
     largest = []
-    write = dl._Capped.write
+    write = fetch._Capped.write
 
     def watch(self, chunk):
         write(self, chunk)
         largest.append(self.file.tell())
 
-    monkeypatch.setattr(dl._Capped, "write", watch)
+    monkeypatch.setattr(fetch._Capped, "write", watch)
     sources = {"S": archive_source(no_length_server + "s.zip", filename="s.zip", member_dir="S", images=1,
                                    max_bytes=100_000)}
     with pytest.raises(dl.DownloadError, match="sent more than the 100,000 bytes expected"):
@@ -156,9 +157,9 @@ def test_a_download_without_a_size_stops_at_the_limit(no_length_server, tmp_path
 @pytest.mark.parametrize("facts,limit", [({}, 1000), ({"width": 8, "height": 6}, None)], ids=["unknown", "known"])
 def test_a_file_by_file_image_larger_than_expected(serve, tmp_path, monkeypatch, facts, limit):
     if limit:
-        monkeypatch.setattr(dl, "MAX_IMAGE_BYTES", limit)
+        monkeypatch.setattr(tables, "MAX_IMAGE_BYTES", limit)
     else:
-        monkeypatch.setattr(dl, "MB", 0)
+        monkeypatch.setattr(tables, "MB", 0)
         limit = 8 * 8 * 6
     server = serve({"set/a.png": b"\x89PNG" + b"x" * 5000})
     sources = {"T": {"images": 1, "mirrors": [{"type": "files", "base_url": server.url("set/")}]}}
@@ -172,11 +173,11 @@ def test_a_file_by_file_image_larger_than_expected(serve, tmp_path, monkeypatch,
     ("0.9 MB (5 files)", {}, int(4 * 0.9 * 2**20) + 100 * 2**20),
     ("~130 MB", {}, 4 * 130 * 2**20 + 100 * 2**20),
     ("3.5 GB", {}, int(4 * 3.5 * 2**30) + 100 * 2**20),
-    ("tiny", {}, dl.MAX_DOWNLOAD_BYTES),
+    ("tiny", {}, tables.MAX_DOWNLOAD_BYTES),
     ("~7 MB", {"max_bytes": 1_000_000_000}, 1_000_000_000),
 ])
 def test_download_limits_follow_the_table(size, mirror, expected):
-    assert dl._download_limit({"size": size}, mirror) == expected
+    assert tables._download_limit({"size": size}, mirror) == expected
 
 
 def test_the_shared_archives_in_the_real_table_have_their_own_limit():

@@ -259,7 +259,7 @@ def test_lock_is_removed_after_an_error(tmp_path):
     (f"{os.getpid()} {socket.gethostname()}\n", f"process {os.getpid()} on {socket.gethostname()}"),
     (f"{os.getpid()} some-other-machine\n", "on some-other-machine"),
     ("", "a run that is starting"),
-])
+], ids=["this machine", "another machine", "starting"])  # the same names in every test process
 def test_a_held_lock_refuses(tmp_path, content, phrase):
     lock = tmp_path / "run.pt.lock"
     lock.write_text(content)

@@ -10,13 +10,13 @@ import time
 import zipfile
 
 import pytest
-import test_download
-from test_download import QUIET, archive_source, leftovers, make_targz, make_zip, png_bytes
+import test_datasets
+from test_datasets import QUIET, archive_source, leftovers, make_targz, make_zip, png_bytes
 
 from srlib import datasets as dl
 from srlib.datasets import archives, fetch, tables
 
-serve = test_download.serve  # the download tests' local HTTP server (a fixture)
+serve = test_datasets.serve  # the download tests' local HTTP server (a fixture)
 
 
 def zip_bomb(name: str, size: int) -> bytes:

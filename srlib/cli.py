@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from . import datasets
+from .files import data_root
 
 __all__ = ["main", "UsageError"]
 
@@ -65,8 +66,6 @@ def _check_writable_folder(folder: Path, option: str) -> None:
 
 def _check_sets(names: list[str], root) -> None:
     """Refuse, before any work, a data set that is not installed (the loaders would say so later)."""
-    from .data import data_root
-
     for name in names:
         folder = data_root(root) / name
         if name != "embedded" and not folder.is_dir():

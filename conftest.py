@@ -5,10 +5,10 @@ everything: the unit tests, the end-to-end runs of the command line and benchmar
 ``slow`` where they are defined), the book build and browser checks (marked ``book``), and
 every notebook (each cell an item, marked ``notebook``).
 
-The tests run in parallel, one worker per CPU core (pytest-xdist, ``-n auto --dist loadgroup`` in
-pyproject.toml). A notebook's cells, and a test file's tests, are one group that runs on one worker
-in order (the cells share a kernel, the tests their module's fixtures); the budget smoke test's
-notebook executions stand alone, so that its 20 executions spread over the workers. Each
+The tests run in parallel, one worker per CPU core (pytest-xdist, ``-n auto`` in pyproject.toml). A
+notebook's cells, and a test file's tests, go to one worker and run there in order (the cells share
+a kernel, the tests their module's fixtures); the budget smoke test's notebook executions go one by
+one, so that they spread over the workers (the scheduler below). Each
 worker, and the notebook kernels it starts, gets an equal share of the cores as its torch threads:
 two trainings that each take every core run 5 to 20 times slower than two that share them.
 ``pytest -n 0`` runs everything in one process; ``OMP_NUM_THREADS`` set beforehand is respected.
@@ -32,12 +32,22 @@ def pytest_configure(config):
         torch.set_num_threads(share)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScopes(LoadScopeScheduling):
+        """A file's items go to one worker, in order; each test of the budget smoke test goes alone."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.endswith("test_budgets.py") else path
+
+    return FileScopes(config, log)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         path = Path(str(item.path))
-        if path.name != "test_budgets.py":  # (a test without a group runs wherever a worker is free)
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
         if path.suffix == ".ipynb":
             item.add_marker(pytest.mark.notebook)
             item.add_marker(pytest.mark.slow)

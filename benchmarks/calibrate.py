@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:  # running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from srlib.files import write_json  # noqa: E402
-from srlib.lab import CALIBRATION, band  # noqa: E402
+from srlib.lab import CALIBRATION, band, within  # noqa: E402
 
 LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn", "lapsrn", "edsr", "drn"]
 
@@ -189,10 +189,10 @@ def leave_one_seed_out(lab: str) -> tuple[int, int]:
         verdicts = {}  # (seed, threads) -> inside every band
         for stats in claims.values():
             others = [run["value"] for run in stats["runs"] if run["seed"] != left_out]
-            low, high = band(others, len(seeds) - 1, stats["claim"], len(claims))
+            limits = band(others, len(seeds) - 1, stats["claim"], len(claims))
             for run in stats["runs"]:
                 if run["seed"] == left_out:
-                    inside = (low is None or run["value"] >= low) and (high is None or run["value"] <= high)
+                    inside = within(run["value"], limits)
                     key = (run["seed"], run["threads"])
                     verdicts[key] = verdicts.get(key, True) and inside
         failed += sum(not ok for ok in verdicts.values())

@@ -1,6 +1,6 @@
 """Which learning rate for a longer run? A short search on the validation photograph.
 
-    SRLIB_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/lr_search.py edsr-x4 vdsr-x4
+    SRLIB_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/lr_search.py edsr-x4 vdsr-x4
 
 The six-minute x4 references use rates chosen by hand. Before a network is trained for 45 planned
 minutes (7.5 times the six-minute steps), its rate is searched: the six-minute recipe is trained at

@@ -93,6 +93,12 @@ def band(values: list[float], seeds: int, claim: str | None, checks: int,
     return low, high
 
 
+def within(value: float, limits: tuple[float | None, float | None]) -> bool:
+    """Whether ``value`` lies in a band (low, high); a missing bound does not limit."""
+    low, high = limits
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 _loaded: dict = {}  # the calibration file's contents, read again only when the file changes
 
 
@@ -187,7 +193,7 @@ class Run:
                 raise ValueError(f"{self.lab}: {c.key!r} is calibrated as claim {calibration.claim!r}, the lab "
                                  f"states {c.claim!r}; run python benchmarks/calibrate.py {self.lab}")
             low, high = calibration.band  # computed for this lab's number of checks (tests/test_lab.py)
-            inside = (low is None or c.value >= low) and (high is None or c.value <= high)
+            inside = within(c.value, (low, high))
             limits = " and ".join(f"{s} {x:+.2f}" for s, x in ((">=", low), ("<=", high)) if x is not None)
             verdict = "ok" if inside else "OUTSIDE"
             statement = ""

@@ -98,8 +98,15 @@ def lab_entry(lab: str, records: list[dict]) -> dict:
         seeds = len({run["seed"] for run in runs})
         claims[key] = dict(claim=claim, runs=runs, mean=round(statistics.mean(values), 4),
                            sd=round(statistics.stdev(values), 4), band=list(band(values, seeds, claim, len(latest))))
+    quoted = {}  # what the lab's text quotes: recorded, never checked
+    for key in [q["key"] for q in records[-1].get("quoted", [])]:
+        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(q["value"], 4))
+                for r in records for q in r.get("quoted", []) if q["key"] == key]
+        values = [run["value"] for run in runs]
+        quoted[key] = dict(runs=runs, mean=round(statistics.mean(values), 4), sd=round(statistics.stdev(values), 4))
     return dict(notebook=f"book/{lab}/lab.ipynb", budget="quick", torch_version=torch.__version__,
-                source="the lab notebook executed by benchmarks/calibrate.py", claims=claims)
+                source="the lab notebook executed by benchmarks/calibrate.py", claims=claims,
+                **({"quoted": quoted} if quoted else {}))
 
 
 def _record_one(lab: str, seed: int, threads: int) -> tuple[dict, float]:

@@ -5,8 +5,8 @@ CPU" to "the schedule of the paper". The reader picks one with the environment v
 ``SRLIB_BUDGET``; each notebook states what the budget changes for its model::
 
     budget = get_budget(quick=dict(steps=400), paper=dict(steps=1_000_000))
-    model = build("fsrcnn", scale=3, size=budget.model_size)
-    history = fit(model, data, **budget.fit_kwargs())
+    recipe = budget.recipe("fsrcnn", 3, lr=1e-3)   # the budget's network, steps, batch and patches
+    model, history = train(recipe, data=recipe.dataset(images), **budget.bookkeeping())
 
 and shows the three side by side with :func:`budget_table`.
 
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .recipe import Recipe
 
 __all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable", "step_cap"]
 
@@ -88,11 +90,21 @@ class Budget:
         """Say, in one line, that a notebook's calibrated checks do not apply to this run, and why."""
         print(f"Calibrated checks skipped: they hold for the quick budget run in full; this run is {self.label}.")
 
+    def recipe(self, model: str, scale: int, **fields) -> Recipe:
+        """This budget's run of ``model``: its size, steps, batch and patch, at a constant rate unless
+        ``fields`` (any of :class:`srlib.recipe.Recipe`'s) say otherwise."""
+        return Recipe(model, self.model_size, scale, steps=self.steps, batch_size=self.batch_size,
+                      patch_size=self.patch_size, **{"lr_schedule": None, **fields})
+
+    def bookkeeping(self) -> dict:
+        """What this budget decides beyond the recipe: validation and checkpoint intervals, precision,
+        loader processes (keyword arguments of :func:`srlib.recipe.train` and :func:`srlib.train.fit`)."""
+        return dict(eval_every=self.eval_every, checkpoint_every=self.checkpoint_every, amp=self.amp,
+                    num_workers=self.num_workers)
+
     def fit_kwargs(self) -> dict:
         """The keyword arguments of :func:`srlib.train.fit` this budget decides."""
-        return dict(steps=self.steps, batch_size=self.batch_size, eval_every=self.eval_every,
-                    checkpoint_every=self.checkpoint_every, amp=self.amp,
-                    num_workers=self.num_workers)
+        return dict(steps=self.steps, batch_size=self.batch_size, **self.bookkeeping())
 
 
 # The defaults below are starting points; notebooks override what matters for their model.

@@ -221,10 +221,8 @@ def cmd_train(args) -> int:
 
         processes = f" x {world.size} processes, {world.size * args.batch_size} patches per step" \
             if world.size > 1 else ""
-        if world.main and held is not None:
-            done = held["step"]
-            print(f"resuming at step {done:,} of {steps:,} ({out})" if done < steps else
-                  f"{out} already holds {done:,} steps (asked for {steps:,}): nothing to train")
+        if world.main and held is not None and held["step"] < steps:  # a finished one is loaded, and says so
+            print(f"resuming at step {held['step']:,} of {steps:,} ({out})")
         if world.main and (held is None or held["step"] < steps):
             print(f"training {model_spec.paper_name} ({args.size}) x{args.scale} for {steps} steps on "
                   f"{', '.join(args.data)} ({len(train_images)} images), budget {budget.name}, "

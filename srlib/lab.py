@@ -142,14 +142,16 @@ class Calibrated:
 
 
 def calibrated(lab: str, key: str) -> Calibrated:
-    """The calibration of quantity ``key`` of lab ``lab`` (from ``srlib/calibration.json``)."""
-    entry = _calibration().get(lab, {}).get("claims", {}).get(key)
+    """The calibration of quantity ``key`` of lab ``lab`` (from ``srlib/calibration.json``): a checked
+    claim, or a quantity only quoted by the lab's text (no claim, no band)."""
+    lab_entry = _calibration().get(lab, {})
+    entry = lab_entry.get("claims", {}).get(key) or lab_entry.get("quoted", {}).get(key)
     if entry is None:
         raise KeyError(f"{lab}: {key!r} is not calibrated; run python benchmarks/calibrate.py {lab}")
     runs = entry["runs"]
     return Calibrated(key, [r["value"] for r in runs], len({r["seed"] for r in runs}),
                       sorted({r["threads"] for r in runs}, key=lambda t: (t is None, t)), entry.get("claim"),
-                      tuple(entry["band"]))
+                      tuple(entry.get("band", (None, None))))
 
 
 @dataclass(frozen=True)
@@ -167,17 +169,19 @@ class Run:
         """The lab's checkpoint folder: another seed trains its own models, never loads seed 0's."""
         return "checkpoints" if self.seed == 0 else f"checkpoints/seed{self.seed}"
 
-    def check_claims(self, budget, claims: list[Claim]) -> None:
+    def check_claims(self, budget, claims: list[Claim], quoted: dict[str, float] | None = None) -> None:
         """Check this run's training claims against their calibration, or record them for it.
 
         Only a quick-budget run in full is calibrated (``budget.calibrated``); other runs say so
-        in one line. A value outside its band fails with what it means and what to do.
+        in one line. A value outside its band fails with what it means and what to do. ``quoted``
+        (key: value) are quantities the lab's text quotes from the calibration: recorded, never checked.
         """
         if self.claims_file is not None:  # a calibration run records, and checks nothing
             write_json(self.claims_file, dict(
                 lab=self.lab, seed=self.seed, threads=torch.get_num_threads(), budget=budget.name,
                 calibrated=budget.calibrated,
-                claims=[dict(key=c.key, value=float(c.value), claim=c.claim) for c in claims]))
+                claims=[dict(key=c.key, value=float(c.value), claim=c.claim) for c in claims],
+                quoted=[dict(key=key, value=float(value)) for key, value in (quoted or {}).items()]))
             print(f"claims recorded for calibration: {len(claims)}")
             return
         if not budget.calibrated:

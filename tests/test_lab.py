@@ -1,6 +1,7 @@
 """srlib.lab: a lab's seed and threads, and its training claims against their calibration."""
 import json
 import re
+import statistics
 from pathlib import Path
 
 import nbformat
@@ -68,10 +69,12 @@ def test_check_claims_skips_other_budgets_and_records_for_calibration(tmp_path, 
     Run("fsrcnn", 0, torch.device("cpu")).check_claims(get_budget("paper"), [Claim("anything", -99.0, "> 0")])
     assert "Calibrated checks skipped" in capsys.readouterr().out
     record = tmp_path / "claims.json"
-    Run("fsrcnn", 4, torch.device("cpu"), str(record)).check_claims(get_budget("quick"), [Claim("x (dB)", -99.0)])
+    Run("fsrcnn", 4, torch.device("cpu"), str(record)).check_claims(get_budget("quick"), [Claim("x (dB)", -99.0)],
+                                                                    quoted={"y (dB)": 0.5})
     written = json.loads(record.read_text())
     assert written["seed"] == 4 and written["calibrated"] and written["claims"] == [
         dict(key="x (dB)", value=-99.0, claim=None)]
+    assert written["quoted"] == [dict(key="y (dB)", value=0.5)]
 
 
 def lab_claims(lab: str) -> dict:
@@ -94,6 +97,25 @@ def test_every_claim_a_lab_checks_is_calibrated_and_nothing_else(lab):
         values = [r["value"] for r in entry["runs"]]
         assert entry["band"] == list(band(values, len({r["seed"] for r in entry["runs"]}), entry["claim"],
                                           len(stored))), key
+
+
+def lab_quoted(lab: str) -> set[str]:
+    """The keys of the quantities a lab records for its text to quote (``quoted={...}``)."""
+    source = "\n".join(c.source for c in nbformat.read(ROOT / "book" / lab / "lab.ipynb", as_version=4).cells
+                       if c.cell_type == "code" and "quoted=" in c.source)
+    block = source[source.index("quoted=") :] if source else ""
+    return set(re.findall(r'"([^"]+)":', block))
+
+
+@pytest.mark.parametrize("lab", sorted(CALIBRATION_DATA))
+def test_every_quantity_a_lab_quotes_is_calibrated_and_readable(lab):
+    stored = CALIBRATION_DATA[lab].get("quoted", {})
+    assert lab_quoted(lab) == set(stored), f"{lab}: run python benchmarks/calibrate.py {lab}"
+    for key, entry in stored.items():
+        values = [r["value"] for r in entry["runs"]]
+        quantity = calibrated(lab, key)
+        assert quantity.values == values and quantity.claim is None and quantity.band == (None, None)
+        assert entry["mean"] == round(statistics.mean(values), 4)
 
 
 def test_every_lab_that_checks_claims_is_calibrated():
@@ -130,6 +152,16 @@ def test_calibration_entry_keeps_runs_and_bands(calibrate_module):
     values = [r["value"] for r in entry["runs"]]
     assert len(entry["runs"]) == 8 and entry["claim"] == "> 0"
     assert entry["band"] == list(band(values, 4, "> 0", 1))  # 4 seeds, not 8 runs: threads are not independent
+    assert "quoted" not in calibrate_module.lab_entry("toy", records)
+
+
+def test_calibration_entry_keeps_the_quoted_quantities_without_bands(calibrate_module):
+    records = [dict(seed=s, threads=1, claims=[dict(key="gain (dB)", value=0.4 + 0.01 * s, claim="> 0")],
+                    quoted=[dict(key="other gain (dB)", value=float(s))]) for s in range(3)]
+    entry = calibrate_module.lab_entry("toy", records)
+    assert entry["quoted"] == {"other gain (dB)": dict(runs=[dict(seed=s, threads=1, value=float(s)) for s in range(3)],
+                                                       mean=1.0, sd=1.0)}
+    assert entry["claims"]["gain (dB)"]["band"] == list(band([0.4, 0.41, 0.42], 3, "> 0", 1))  # k counts claims only
 
 
 @pytest.mark.slow

@@ -283,8 +283,9 @@ def test_train_says_where_it_resumes(capsys, cli_run):
 def test_train_on_a_finished_checkpoint_says_there_is_nothing_to_do(capsys, cli_run):
     before = snapshot(cli_run.parent)
     code, stdout, _ = run(capsys, *TINY, "--out", cli_run)
-    assert code == 0 and stdout.splitlines()[0] == f"{cli_run} already holds 3 steps (asked for 3): nothing to train"
-    assert "training" not in stdout.splitlines()[1]
+    assert code == 0 and stdout.splitlines()[0].startswith(f"Loaded espcn x2 from {cli_run} ")
+    assert stdout.splitlines()[0].endswith("(3 steps, trained in 0.0 min); skipping training.")
+    assert stdout.splitlines()[1].startswith("done: 3 steps")
     assert snapshot(cli_run.parent) == before
 
 

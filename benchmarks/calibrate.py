@@ -89,21 +89,19 @@ def lab_entry(lab: str, records: list[dict]) -> dict:
     """The calibration of one lab from its recorded runs: per claim, the runs, mean, sd and band."""
     import torch
 
+    def spread(part: str, key: str) -> dict:  # every run's value of one quantity, their mean and sd
+        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(q["value"], 4))
+                for r in records for q in r.get(part, []) if q["key"] == key]
+        values = [run["value"] for run in runs]
+        return dict(runs=runs, mean=round(statistics.mean(values), 4), sd=round(statistics.stdev(values), 4))
+
     latest = {c["key"]: c["claim"] for c in records[-1]["claims"]}  # the lab as it is now
     claims = {}
     for key, claim in latest.items():
-        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(c["value"], 4))
-                for r in records for c in r["claims"] if c["key"] == key]
-        values = [run["value"] for run in runs]
-        seeds = len({run["seed"] for run in runs})
-        claims[key] = dict(claim=claim, runs=runs, mean=round(statistics.mean(values), 4),
-                           sd=round(statistics.stdev(values), 4), band=list(band(values, seeds, claim, len(latest))))
-    quoted = {}  # what the lab's text quotes: recorded, never checked
-    for key in [q["key"] for q in records[-1].get("quoted", [])]:
-        runs = [dict(seed=r["seed"], threads=r["threads"], value=round(q["value"], 4))
-                for r in records for q in r.get("quoted", []) if q["key"] == key]
-        values = [run["value"] for run in runs]
-        quoted[key] = dict(runs=runs, mean=round(statistics.mean(values), 4), sd=round(statistics.stdev(values), 4))
+        stats = spread("claims", key)
+        values, seeds = [run["value"] for run in stats["runs"]], len({run["seed"] for run in stats["runs"]})
+        claims[key] = dict(claim=claim, **stats, band=list(band(values, seeds, claim, len(latest))))
+    quoted = {q["key"]: spread("quoted", q["key"]) for q in records[-1].get("quoted", [])}  # never checked
     return dict(notebook=f"book/{lab}/lab.ipynb", budget="quick", torch_version=torch.__version__,
                 source="the lab notebook executed by benchmarks/calibrate.py", claims=claims,
                 **({"quoted": quoted} if quoted else {}))

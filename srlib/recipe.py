@@ -15,7 +15,8 @@ bicubic-upsampled input; the loss is the model's paper's unless the recipe names
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Callable
 
 import torch
@@ -55,7 +56,8 @@ class Recipe:
 
     def record(self) -> dict:
         """The recipe as provenance records it (JSON), functions by their names; no loss: the model's own."""
-        fields = asdict(self)
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # a loss closure is not copied
+        fields["options"] = dict(self.options)
         for key in ("loss", "optimizer"):
             if callable(fields.get(key)):
                 fields[key] = _name(fields[key])

@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:  # running from a checkout without installing
 
 from srlib.files import write_json  # noqa: E402
 from srlib.lab import CALIBRATION, band, within  # noqa: E402
+from srlib.table import table  # noqa: E402
 
 LABS = ["srcnn", "fsrcnn", "espcn", "vdsr", "drcn", "drrn", "lapsrn", "edsr", "drn"]
 
@@ -207,18 +208,18 @@ def leave_one_seed_out(lab: str) -> tuple[int, int]:
 
 def report(labs: list[str]) -> None:
     calibration = json.loads(CALIBRATION.read_text())
-    print(f"{'lab':<8} {'claims':>6} {'seeds':>5} {'threads':>8} {'runs':>5}  computed false failures "
-          "(each seed against the other seeds' bands)")
+    rows = []
     for lab in labs:
         if lab not in calibration:
-            print(f"{lab:<8} not calibrated")
+            rows.append([lab, "-", "-", "-", "-", "not calibrated"])
             continue
         runs = [run for stats in calibration[lab]["claims"].values() for run in stats["runs"]]
-        seeds = len({run["seed"] for run in runs})
         threads = ",".join(sorted({str(run["threads"] or "?") for run in runs}))
         failed, total = leave_one_seed_out(lab)
-        print(f"{lab:<8} {len(calibration[lab]['claims']):>6} {seeds:>5} {threads:>8} {total:>5}  "
-              f"{failed} of {total} ({failed / total:.0%})")
+        rows.append([lab, len(calibration[lab]["claims"]), len({run["seed"] for run in runs}), threads, total,
+                     f"{failed} of {total} ({failed / total:.0%})"])
+    print(table(["lab", "claims", "seeds", "threads", "runs", "false failures"], rows,
+                title="False failures computed from each lab's calibration: each seed against the other seeds' bands"))
 
 
 def main() -> int:

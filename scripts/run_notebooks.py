@@ -50,6 +50,7 @@ import nbformat
 import yaml
 
 from srlib.files import write_atomically
+from srlib.table import table
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP_KEY = "srbook"
@@ -262,10 +263,6 @@ def settle_progress_bars(nb):
     return nb
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds:8.1f}"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Stamp the book's notebooks with their Colab cells and re-execute them in place.",
@@ -329,15 +326,11 @@ def main(argv=None) -> int:
         write_atomic(executed, path)
         rows.append((rel, "ok", time.perf_counter() - start))
 
-    width = max(len(str(r[0])) for r in rows)
-    print()
-    print(f"{'notebook':<{width}}  {'status':<9}  {'seconds':>8}")
-    print(f"{'-' * width}  {'-' * 9}  {'-' * 8}")
-    for rel, status, seconds in rows:
-        print(f"{str(rel):<{width}}  {status:<9}  {_fmt(seconds) if seconds is not None else '':>8}")
-    total = sum(r[2] for r in rows if r[2] is not None)
     if not args.stamp_only:
-        print(f"{'total':<{width}}  {'':<9}  {_fmt(total)}")
+        rows.append(("total", "", sum(r[2] for r in rows if r[2] is not None)))
+    print()
+    print(table(["notebook", "status", "seconds"], [(str(rel), status, "" if seconds is None else seconds)
+                                                    for rel, status, seconds in rows], ["", "", ".1f"]))
     return 1 if failures else 0
 
 

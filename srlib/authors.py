@@ -28,6 +28,8 @@ from urllib.parse import quote
 
 import torch
 
+from .table import table
+
 __all__ = ["AuthorsModel", "AUTHORS", "is_authors", "authors_model", "authors_names", "authors_path", "available",
            "how_to_get", "figures_table", "build_authors", "fetch",
            "load_authors", "list_authors", "recorded_figures", "MEASURED"]
@@ -373,21 +375,20 @@ def figures_table(models: list[tuple[str, int]], references: tuple[str, ...] = (
     from .reference import reference_info
 
     measured = recorded_figures().get("models", {})
-    lines = [f"{'model':<32}{'scale':>6}{'published':>10}{'own protocol':>13}{'book':>8}{'photos':>8}"
-             "   (Set5 PSNR in dB; photos: the bundled photographs, book protocol)"]
+    rows = []
     for name, scale in models:
         f = measured[name][str(scale)]
-        published = f"{f['published']:.2f}" if f["published"] is not None else "-"
-        lines.append(f"{name:<32}{'x' + str(scale):>6}{published:>10}{f['set5'][f['protocol']]:>13.2f}"
-                     f"{f['set5']['book']:>8.2f}{f['photos_book']:>8.2f}")
+        rows.append([name, f"x{scale}", "-" if f["published"] is None else f["published"], f["set5"][f["protocol"]],
+                     f["set5"]["book"], f["photos_book"]])
     for name in references:
         info = reference_info(name)
-        lines.append(f"{name + ' (reference)':<32}{'x' + str(info['scale']):>6}{'-':>10}{'-':>13}"
-                     f"{info['measured']['Set5']['psnr']:>8.2f}{info['measured']['embedded']['psnr']:>8.2f}")
+        rows.append([f"{name} (reference)", f"x{info['scale']}", "-", "-", info["measured"]["Set5"]["psnr"],
+                     info["measured"]["embedded"]["psnr"]])
     first_at = {}  # one bicubic row per scale, from the first model at that scale
     for name, scale in models:
         first_at.setdefault(scale, measured[name][str(scale)])
-    for scale, f in first_at.items():
-        lines.append(f"{'bicubic':<32}{'x' + str(scale):>6}{'-':>10}{'-':>13}{f['set5_bicubic']:>8.2f}"
-                     f"{f['photos_bicubic']:>8.2f}")
-    return "\n".join(lines)
+    rows += [["bicubic", f"x{scale}", "-", "-", f["set5_bicubic"], f["photos_bicubic"]]
+             for scale, f in first_at.items()]
+    return table(["model", "scale", "published", "own protocol", "book", "photos"], rows,
+                 ["", "", ".2f", ".2f", ".2f", ".2f"],
+                 title="Set5 PSNR in dB; photos: the bundled photographs, under the book's protocol")

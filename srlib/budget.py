@@ -29,8 +29,10 @@ from typing import Any
 import torch
 
 from .recipe import Recipe
+from .table import table
+from .train import step_cap
 
-__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable", "step_cap"]
+__all__ = ["BUDGET_NAMES", "Budget", "budget", "get_budget", "all_budgets", "budget_table", "BudgetTable"]
 
 BUDGET_NAMES = ("quick", "gpu", "paper")
 # Each lab's budgets counted in multiply-accumulates and estimated in T4 minutes (benchmarks/budgets.py).
@@ -127,21 +129,6 @@ DEFAULT_BUDGETS = {
 }
 
 
-def step_cap() -> int | None:
-    """``$SRLIB_MAX_STEPS`` as a number of steps, or None when it is not set."""
-    text = os.environ.get("SRLIB_MAX_STEPS", "").strip()
-    if not text:
-        return None
-    try:
-        cap = int(text.replace("_", ""))
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise ValueError(f"SRLIB_MAX_STEPS={text!r} is not a positive whole number of steps; "
-                         "set it to e.g. 2, or unset it to train in full")
-    return cap
-
-
 def budget() -> str:
     """Name of the active budget: ``$SRLIB_BUDGET``, else "gpu" with CUDA, else "quick"."""
     name = os.environ.get("SRLIB_BUDGET", "").strip().lower()
@@ -222,26 +209,12 @@ class BudgetTable:
         return str(value)
 
     def __repr__(self) -> str:
-        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in self.rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"Active budget: {self.active} (set SRLIB_BUDGET to one of {', '.join(BUDGET_NAMES)})")
-        return "\n".join(lines)
+        return (table(self.rows[0], self.rows[1:])
+                + f"\nActive budget: {self.active} (set SRLIB_BUDGET to one of {', '.join(BUDGET_NAMES)})")
 
     def _repr_html_(self) -> str:
-        from html import escape
-        active_col = 1 + list(self.budgets).index(self.active)
-
-        def cell(tag: str, text: str, col: int) -> str:
-            style = ' style="background:#fff3c4;font-weight:bold"' if col == active_col else ""
-            return f"<{tag}{style}>{escape(text)}</{tag}>"
-
-        head = "".join(cell("th", text, i) for i, text in enumerate(self.rows[0]))
-        body = "".join("<tr>" + "".join(cell("td", text, i) for i, text in enumerate(row)) + "</tr>"
-                       for row in self.rows[1:])
-        caption = (f"Training budgets (active: <b>{escape(self.active)}</b>; "
-                   f"set SRLIB_BUDGET to {', '.join(BUDGET_NAMES)})")
-        return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return table(self.rows[0], self.rows[1:], html=True, marked_column=1 + list(self.budgets).index(self.active),
+                     title=f"Training budgets (active: {self.active}; set SRLIB_BUDGET to {', '.join(BUDGET_NAMES)})")
 
 
 def estimated_minutes(lab: str) -> dict[str, float]:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import datasets
 from .files import data_root
+from .table import table
 
 __all__ = ["main", "UsageError"]
 
@@ -79,12 +80,9 @@ def _images(name: str, root, split: str):
     return sample_images(split) if name == "embedded" else load_set(name, root)
 
 
-def _print_table(rows: list[dict]) -> None:
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
-    print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths)))
+def _print_table(rows: list[dict], title: str | None = None) -> None:
+    """Rows of column -> value, as one of srlib's tables."""
+    print(table(list(rows[0]), [list(r.values()) for r in rows], title=title))
 
 
 def cmd_models(args) -> int:
@@ -289,18 +287,17 @@ def cmd_evaluate(args) -> int:
         label = "bicubic" if model is None else _label(name)
         runs.append((label, model, scale))
     sets = {s: _images(s, args.root, "test") for s in args.sets}
-    width = max(12, *(len(label) for label, _, _ in runs))
-    header = f"{'model':<{width}}{'scale':>6}" + "".join(f"{s:>20}" for s in sets)
-    print("PSNR (dB) / SSIM, Y channel, border = scale, MATLAB bicubic degradation")
-    print(header)
+    rows = []
     for label, model, scale in runs:
-        cells = []
-        for images in sets.values():
-            result = evaluate(model, images, scale, self_ensemble=args.self_ensemble,
-                              chop=args.chop or False, progress=not args.no_progress)
-            cells.append(f"{result.mean_psnr:.2f} / {result.mean_ssim:.4f}")
-        print(f"{label:<{width}}{'x' + str(scale):>6}" + "".join(f"{c:>20}" for c in cells))
+        results = [evaluate(model, images, scale, self_ensemble=args.self_ensemble, chop=args.chop or False,
+                            progress=not args.no_progress) for images in sets.values()]
+        rows.append({"model": label, "scale": f"x{scale}", **{s: _psnr_ssim(r) for s, r in zip(sets, results)}})
+    _print_table(rows, "PSNR (dB) / SSIM, Y channel, border = scale, MATLAB bicubic degradation")
     return 0
+
+
+def _psnr_ssim(result) -> str:
+    return f"{result.mean_psnr:.2f} / {result.mean_ssim:.4f}"
 
 
 def _evaluate_authors_protocol(args) -> int:
@@ -316,14 +313,13 @@ def _evaluate_authors_protocol(args) -> int:
         raise UsageError("--protocol authors runs each paper's test code as it was: without --self-ensemble or --chop")
     models = {name: _load(name, args.scale) for name in args.models}
     sets = {s: _images(s, args.root, "test") for s in args.sets}
-    width = max(12, *(len(name) for name in args.models))
-    print("PSNR (dB) / SSIM, each paper's own evaluation protocol")
-    print(f"{'model':<{width}}{'scale':>6}{'protocol':>10}" + "".join(f"{s:>20}" for s in sets))
+    rows = []
     for name, model in models.items():
-        entry = authors_model(name)
-        cells = [evaluate_protocol(model, images, model.scale, entry.protocol) for images in sets.values()]
-        print(f"{name:<{width}}{'x' + str(model.scale):>6}{entry.protocol:>10}"
-              + "".join(f"{f'{r.mean_psnr:.2f} / {r.mean_ssim:.4f}':>20}" for r in cells))
+        protocol = authors_model(name).protocol
+        rows.append({"model": name, "scale": f"x{model.scale}", "protocol": protocol,
+                     **{s: _psnr_ssim(evaluate_protocol(model, images, model.scale, protocol))
+                        for s, images in sets.items()}})
+    _print_table(rows, "PSNR (dB) / SSIM, each paper's own evaluation protocol")
     print("protocols: " + "; ".join(f"{p.name}: {p.description}" for p in PROTOCOLS.values() if p.name != "book"))
     return 0
 

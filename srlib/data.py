@@ -385,11 +385,16 @@ def _fitting_patch(patch_size: int, names: list[str], imgs: list[np.ndarray], mu
     return patch_size, [names[i] for i in keep], [imgs[i] for i in keep]
 
 
-def dihedral(t: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th of the 8 symmetries of the square: ``k % 4`` quarter turns, then a flip if ``k >= 4``.
+def dihedral(t: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square: ``k % 4`` quarter turns, then a flip if ``k >= 4``;
+    with ``inverse``, the symmetry that undoes it.
 
-    These are the augmentations of :class:`PatchDataset` (``augment=True``).
+    These are the augmentations of :class:`PatchDataset` (``augment=True``) and the eight passes of
+    the self-ensemble (:func:`srlib.inference.self_ensemble`).
     """
+    if inverse:
+        t = t.flip(-1) if k >= 4 else t
+        return torch.rot90(t, -(k % 4), dims=(-2, -1))
     t = torch.rot90(t, k % 4, dims=(-2, -1))
     return t.flip(-1) if k >= 4 else t
 

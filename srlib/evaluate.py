@@ -22,6 +22,7 @@ from .data import to_tensor
 from .degradations import degrade, network_input, upsample_bicubic
 from .device import one_thread
 from .metrics import measure, mod_crop, quantize_measured, to_y
+from .table import table
 
 __all__ = ["model_convention", "super_resolve", "evaluate", "EvalResult", "protocol_images", "upscale_image"]
 
@@ -122,31 +123,18 @@ class EvalResult:
         body = list(zip(self.names, self.bicubic_psnr, self.bicubic_ssim, self.psnr, self.ssim))
         return body + [("mean", self.mean_bicubic_psnr, self.mean_bicubic_ssim, self.mean_psnr, self.mean_ssim)]
 
-    def _header(self) -> list[str]:
-        return ["image", "bicubic PSNR", "bicubic SSIM", f"{self.label} PSNR", f"{self.label} SSIM"]
+    def _table(self, **options) -> str:
+        header = ["image", "bicubic PSNR", "bicubic SSIM", f"{self.label} PSNR", f"{self.label} SSIM"]
+        return table(header, self.rows(), ["", ".2f", ".4f", ".2f", ".4f"],
+                     title=f"x{self.scale}, Y channel, border {self.scale}", **options)
 
     def __str__(self) -> str:
-        head = self._header()
-        widths = [max(len(head[0]), *(len(r[0]) for r in self.rows()))] + [len(h) for h in head[1:]]
-        lines = [f"x{self.scale}, Y channel, border {self.scale}",
-                 "  ".join(h.rjust(w) for h, w in zip(head, widths))]
-        for r in self.rows():
-            cells = [r[0].rjust(widths[0])] + [
-                (f"{v:.2f}" if i % 2 == 0 else f"{v:.4f}").rjust(w) for i, (v, w) in enumerate(zip(r[1:], widths[1:]))]
-            lines.append("  ".join(cells))
-        return "\n".join(lines)
+        return self._table()
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self._header())
-        body = ""
-        for r in self.rows():
-            cells = "".join(f"<td>{v:.2f}</td>" if i % 2 == 0 else f"<td>{v:.4f}</td>" for i, v in enumerate(r[1:]))
-            style = ' style="font-weight:bold"' if r[0] == "mean" else ""
-            body += f"<tr{style}><td>{r[0]}</td>{cells}</tr>"
-        return (f"<table><caption>x{self.scale}, Y channel, border {self.scale}</caption>"
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return self._table(html=True, bold_rows=[len(self.names)])  # the mean
 
 
 def evaluate(model, images: dict[str, np.ndarray], scale: int, *, label: str | None = None,

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import dihedral
 from .profile import receptive_radius
 
 __all__ = ["chop_forward", "upscale_tiled", "tile_margin", "self_ensemble", "output_factor"]
@@ -142,16 +143,6 @@ def upscale_tiled(model: nn.Module, img: np.ndarray, *, tile: int = 512, overlap
     return out
 
 
-def _transform(x: torch.Tensor, rotations: int, flip: bool) -> torch.Tensor:
-    x = torch.rot90(x, rotations, dims=(-2, -1))
-    return x.flip(-1) if flip else x
-
-
-def _untransform(y: torch.Tensor, rotations: int, flip: bool) -> torch.Tensor:
-    y = y.flip(-1) if flip else y
-    return torch.rot90(y, -rotations, dims=(-2, -1))
-
-
 @torch.no_grad()
 def self_ensemble(
     model: nn.Module,
@@ -165,8 +156,7 @@ def self_ensemble(
     """
     forward = forward or model
     total = None
-    for rotations in range(4):
-        for flip in (False, True):
-            y = _untransform(forward(_transform(x, rotations, flip)), rotations, flip)
-            total = y if total is None else total + y
+    for k in range(8):
+        y = dihedral(forward(dihedral(x, k)), k, inverse=True)
+        total = y if total is None else total + y
     return total / 8

@@ -31,6 +31,7 @@ import torch
 
 from .files import write_atomically, write_json
 from .recipe import Recipe, train
+from .table import table
 
 __all__ = ["Recipe", "RECIPES", "WEIGHTS_DIR", "RECORD_TOLERANCE_DB", "reference_names", "reference_info",
            "half_precision", "load_reference", "train_reference", "measure_reference", "recorded_result", "remeasure",
@@ -300,12 +301,10 @@ def training_costs(names: list[str], output_size: int = 255) -> dict[str, Traini
 
 def training_cost_table(costs: dict[str, TrainingCost]) -> str:
     """:func:`training_costs` as a text table."""
-    lines = [f"{'reference':<15} {'Set5':>6} {'gain':>6} {'params':>9} {'MACs/pixel':>11} {'patches seen':>13} "
-             f"{'HR pixels':>10} {'minutes':>8}"]
-    for c in costs.values():
-        lines.append(f"{c.name:<15} {c.set5_psnr:6.2f} {c.set5_gain:+6.2f} {c.parameters:9,} {c.macs_per_pixel:11,.0f} "
-                     f"{c.patches:13,} {c.training_pixels / 1e6:9,.0f}M {c.minutes:4.0f} x {c.threads}")
-    return "\n".join(lines)
+    header = ["reference", "Set5", "gain", "params", "MACs/pixel", "patches seen", "HR Mpixels", "minutes", "threads"]
+    rows = [[c.name, c.set5_psnr, c.set5_gain, c.parameters, c.macs_per_pixel, c.patches, c.training_pixels / 1e6,
+             c.minutes, c.threads] for c in costs.values()]
+    return table(header, rows, ["", ".2f", "+.2f", ",", ",.0f", ",", ",.0f", ".0f"])
 
 
 def remeasure(name: str, root=None) -> dict:

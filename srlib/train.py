@@ -68,7 +68,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from . import ledger
-from .budget import step_cap
 from .checkpoint import (
     check_same_model,
     checkpoint_lock,
@@ -84,13 +83,28 @@ from .history import History
 from .interrupt import DeferInterrupt
 from .progress import progress_bar
 
-__all__ = ["mse_loss", "fit", "train_or_load", "check_same_settings", "data_facts"]
+__all__ = ["mse_loss", "fit", "train_or_load", "check_same_settings", "data_facts", "step_cap"]
 
 # The facts a resumed run must share with the checkpoint (steps may grow, except under a cosine
 # schedule). A fact an older checkpoint lacks is not compared; one process records no "processes".
 RESUME_SETTINGS = ("lr", "batch_size", "optimizer", "lr_schedule", "milestones", "gamma", "clip_grad", "clip_mode",
                    "seed", "processes", "data", "patch_size", "data_scales", "channels", "upsampled")
 _UNRECORDED = {"processes": 1}
+
+
+def step_cap() -> int | None:
+    """``$SRLIB_MAX_STEPS`` as a number of steps, or None when it is not set."""
+    text = os.environ.get("SRLIB_MAX_STEPS", "").strip()
+    if not text:
+        return None
+    try:
+        cap = int(text.replace("_", ""))
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"SRLIB_MAX_STEPS={text!r} is not a positive whole number of steps; "
+                         "set it to e.g. 2, or unset it to train in full")
+    return cap
 
 
 def data_facts(data: Dataset) -> dict:

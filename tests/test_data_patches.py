@@ -63,3 +63,10 @@ def test_draws_cover_images_positions_symmetries_and_scales():
 def test_view_symmetries_match_the_tensor_ones(k):
     t = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
     assert torch.equal(torch.from_numpy(_dihedral_view(t.numpy(), k).copy()), dihedral(t, k))
+
+
+def test_the_eight_symmetries_are_distinct_and_each_is_undone_by_its_inverse():
+    t = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
+    images = [dihedral(t, k) for k in range(8)]
+    assert len({tuple(x.flatten().tolist()) + tuple(x.shape) for x in images}) == 8
+    assert all(torch.equal(dihedral(x, k, inverse=True), t) for k, x in enumerate(images))

@@ -38,6 +38,10 @@ def test_calibration_formats():
     assert re.fullmatch(r"\+0\.\d\d ± 0\.\d\d dB", calibration_text(key))
     assert re.fullmatch(r"[+−]0\.\d{3} to \+0\.\d{3} dB", calibration_text(key + " | range:3"))
     assert re.fullmatch(r"\d+ of \d+", calibration_text(key + " | held"))
+    positive, negative = (calibration_text(key + f" | {sign}") for sign in ("positive", "negative"))
+    above, runs = map(int, positive.split(" of "))
+    below, runs_again = map(int, negative.split(" of "))
+    assert runs == runs_again and above + below <= runs
     assert calibration_text(key + " | band").startswith("above ")
     with pytest.raises(KeyError, match="is not calibrated"):
         calibration_text("fsrcnn | no such quantity")

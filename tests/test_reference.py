@@ -162,7 +162,7 @@ def test_training_costs_come_from_the_records_and_exact_counts():
     assert fsrcnn.patches == 45_000 * 32 and fsrcnn.training_pixels == 45_000 * 32 * 48**2
     assert espcn.parameters == 22_729 and round(espcn.set5_psnr, 2) == 32.21
     table = training_cost_table(costs).splitlines()
-    assert len(table) == 3 and table[2].startswith("espcn-x3")
+    assert len(table) == 4 and table[1].startswith("-----") and table[3].startswith("espcn-x3")
 
 
 def test_a_run_with_another_seed_cannot_replace_the_shipped_reference():

@@ -8,8 +8,8 @@ Two roles, usable in notes and in notebooks' Markdown cells:
     After a second ``|``: ``summary`` (the default: "+0.43 ± 0.05 dB"; a count without "(dB)" in
     its name is unsigned, with one decimal: "4.4 ± 5.0"), ``mean``, ``sd``,
     ``range`` ("+0.36 to +0.51 dB"), ``held`` (runs in which the lab's claim held: "5 of 5"),
-    ``positive`` (runs above zero), ``seeds``, ``runs``, ``band``; ``:3`` after it gives three
-    decimals ("summary:3").
+    ``positive`` (runs above zero), ``negative`` (runs below zero), ``seeds``, ``runs``, ``band``;
+    ``:3`` after it gives three decimals ("summary:3").
 ``{reference}`srcnn-x3 | Set5 psnr```
     a reference model's recorded figure, from its provenance file in ``srlib/weights/``
     (:func:`srlib.reference.reference_info`):
@@ -66,6 +66,8 @@ def calibration_text(target: str) -> str:
         return f"{quantity.held()} of {len(values)}"
     if form == "positive":
         return f"{quantity.held('> 0')} of {len(values)}"
+    if form == "negative":
+        return f"{quantity.held('< 0')} of {len(values)}"
     if form == "seeds":
         return str(quantity.seeds)
     if form == "runs":

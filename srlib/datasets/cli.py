@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..files import data_root
+from ..table import table
 from . import DownloadError
 from .fetch import DEFAULT_TIMEOUT
 from .install import DOWNLOADS_DIR, _check_timeout, download, install_from_archive
@@ -15,14 +16,12 @@ DESCRIPTION = "Download, verify and install the standard super-resolution data s
 
 def format_table(sources=None) -> str:
     """The ``--list`` table: name, number of images, size, description, first source."""
-    rows = [("name", "images", "size", "what it is", "source")]
+    rows = []
     for name, spec in load_sources(sources).items():
         first = (spec.get("mirrors") or [{}])[0]
         url = first.get("url") or first.get("base_url", "") + ("<file>" if first.get("type") == "files" else "")
-        rows.append((name, str(spec.get("images", "?")), spec.get("size", "?"), spec.get("description", ""), url))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(r[j].ljust(widths[j]) for j in range(4)) + "  " + r[4] for r in rows]
-    return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths) + "  ------"] + lines[1:])
+        rows.append((name, spec.get("images", "?"), spec.get("size", "?"), spec.get("description", ""), url))
+    return table(["name", "images", "size", "what it is", "source"], rows)
 
 
 def _seconds(text: str) -> float:
